@@ -1,0 +1,177 @@
+"""Client settings, resolved the way the AWS SDKs resolve them.
+
+Precedence, highest first: explicit arguments, environment variables
+(``AWS_EC2_METADATA_*``, ``AWS_METADATA_SERVICE_*``), the active profile of the
+shared config file (``~/.aws/config`` or ``AWS_CONFIG_FILE``), then defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping, NamedTuple, Optional
+
+from .errors import ConfigError
+
+IPV4_ENDPOINT = "http://169.254.169.254"
+IPV6_ENDPOINT = "http://[fd00:ec2::254]"
+MAX_TOKEN_TTL = 21600
+DEFAULT_TIMEOUT = 1.0
+# botocore defaults to one attempt; IMDS drops packets when throttled and AWS
+# asks clients to retry, so we try three times unless told otherwise.
+DEFAULT_ATTEMPTS = 3
+# IMDS allows 1024 packets per second per interface; eight requests in flight
+# keeps a full gather well under that while hiding round-trip latency.
+DEFAULT_MAX_CONCURRENCY = 8
+
+# setting name -> (environment variable, shared-config key)
+_SOURCES = {
+    "endpoint": ("AWS_EC2_METADATA_SERVICE_ENDPOINT", "ec2_metadata_service_endpoint"),
+    "endpoint_mode": (
+        "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE",
+        "ec2_metadata_service_endpoint_mode",
+    ),
+    "disabled": ("AWS_EC2_METADATA_DISABLED", None),
+    "v1_disabled": ("AWS_EC2_METADATA_V1_DISABLED", "ec2_metadata_v1_disabled"),
+    "timeout": ("AWS_METADATA_SERVICE_TIMEOUT", "metadata_service_timeout"),
+    "attempts": ("AWS_METADATA_SERVICE_NUM_ATTEMPTS", "metadata_service_num_attempts"),
+}
+
+
+class Settings(NamedTuple):
+    """Everything the client needs to know before its first request."""
+
+    endpoint: str = IPV4_ENDPOINT
+    timeout: float = DEFAULT_TIMEOUT
+    attempts: int = DEFAULT_ATTEMPTS
+    disabled: bool = False
+    allow_imdsv1: bool = False
+    token_ttl: int = MAX_TOKEN_TTL
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+
+
+def _shared_config(environ: Mapping[str, str]) -> dict[str, str]:
+    """The active profile's section of the shared AWS config file, or ``{}``."""
+    path = environ.get("AWS_CONFIG_FILE") or os.path.join(os.path.expanduser("~"), ".aws", "config")
+    if not os.path.isfile(path):
+        return {}
+    import configparser
+
+    parser = configparser.RawConfigParser()
+    try:
+        parser.read(path)
+    except (configparser.Error, OSError, UnicodeDecodeError):
+        return {}  # a broken file is the SDK's and the CLI's to report
+    profile = environ.get("AWS_PROFILE") or environ.get("AWS_DEFAULT_PROFILE") or "default"
+    section = profile if profile == "default" else "profile " + profile
+    if not parser.has_section(section):
+        return {}
+    return dict(parser.items(section))
+
+
+def _parse_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off", ""):
+        return False
+    raise ConfigError("{} must be true or false, not {!r}".format(name, value))
+
+
+def _parse_number(name: str, value: Any, kind: type, low: float, high: float) -> Any:
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            "{} must be a {} number, not {!r}".format(name, kind.__name__, value)
+        ) from None
+    if not low <= number <= high:
+        raise ConfigError("{} must be between {} and {}, not {}".format(name, low, high, number))
+    return number
+
+
+def _parse_endpoint(name: str, value: str) -> str:
+    text = str(value).strip().rstrip("/")
+    if not (text.startswith("http://") or text.startswith("https://")) or len(text) <= 8:
+        raise ConfigError(
+            "{} must be a URL such as http://169.254.169.254, not {!r}".format(name, value)
+        )
+    return text
+
+
+def resolve(
+    endpoint: Optional[str] = None,
+    endpoint_mode: Optional[str] = None,
+    timeout: Optional[float] = None,
+    attempts: Optional[int] = None,
+    disabled: Optional[bool] = None,
+    allow_imdsv1: Optional[bool] = None,
+    token_ttl: Optional[int] = None,
+    max_concurrency: Optional[int] = None,
+    environ: Optional[Mapping[str, str]] = None,
+) -> Settings:
+    """Merge arguments, environment and shared config into validated ``Settings``.
+
+    Raises ``ConfigError`` with the offending setting's name on bad input.
+    """
+    env = os.environ if environ is None else environ
+    shared: Optional[dict[str, str]] = None
+
+    def pick(key: str, given: Any) -> tuple[str, Any]:
+        nonlocal shared
+        env_name, config_key = _SOURCES[key]
+        if given is not None:
+            return key, given
+        if env.get(env_name, "") != "":
+            return env_name, env[env_name]
+        if config_key is not None:
+            if shared is None:
+                shared = _shared_config(env)
+            if config_key in shared:
+                return config_key, shared[config_key]
+        return key, None
+
+    name, raw = pick("endpoint", endpoint)
+    if raw is not None:
+        resolved_endpoint = _parse_endpoint(name, raw)
+    else:
+        name, mode = pick("endpoint_mode", endpoint_mode)
+        mode_text = "ipv4" if mode is None else str(mode).strip().lower()
+        if mode_text not in ("ipv4", "ipv6"):
+            raise ConfigError("{} must be IPv4 or IPv6, not {!r}".format(name, mode))
+        resolved_endpoint = IPV6_ENDPOINT if mode_text == "ipv6" else IPV4_ENDPOINT
+
+    name, raw = pick("timeout", timeout)
+    resolved_timeout = (
+        DEFAULT_TIMEOUT if raw is None else _parse_number(name, raw, float, 0.001, 3600)
+    )
+    name, raw = pick("attempts", attempts)
+    resolved_attempts = DEFAULT_ATTEMPTS if raw is None else _parse_number(name, raw, int, 1, 100)
+    name, raw = pick("disabled", disabled)
+    resolved_disabled = False if raw is None else _parse_bool(name, raw)
+    if allow_imdsv1 is not None:
+        resolved_v1 = _parse_bool("allow_imdsv1", allow_imdsv1)
+    else:
+        # Fallback to IMDSv1 is opt-in: only an explicit "false" here allows it.
+        name, raw = pick("v1_disabled", None)
+        resolved_v1 = raw is not None and not _parse_bool(name, raw)
+    resolved_ttl = (
+        MAX_TOKEN_TTL
+        if token_ttl is None
+        else _parse_number("token_ttl", token_ttl, int, 1, MAX_TOKEN_TTL)
+    )
+    resolved_concurrency = (
+        DEFAULT_MAX_CONCURRENCY
+        if max_concurrency is None
+        else _parse_number("max_concurrency", max_concurrency, int, 1, 64)
+    )
+    return Settings(
+        endpoint=resolved_endpoint,
+        timeout=resolved_timeout,
+        attempts=resolved_attempts,
+        disabled=resolved_disabled,
+        allow_imdsv1=resolved_v1,
+        token_ttl=resolved_ttl,
+        max_concurrency=resolved_concurrency,
+    )

@@ -1,0 +1,90 @@
+"""The package's exceptions: one small hierarchy, one-line messages, no secrets.
+
+Callers tell "absent" from "failed" by type: an absent path is ``None`` (or
+``[]``) from the client, never an exception; every exception here means the
+value could not be read. Messages name the path, never the token or a body.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+HOP_LIMIT_HINT = (
+    "if this runs in a container, raise the instance's hop limit: "
+    "aws ec2 modify-instance-metadata-options --instance-id <id> "
+    "--http-put-response-hop-limit 2"
+)
+
+
+class IMDSError(Exception):
+    """Base of every error this package raises."""
+
+
+class ConfigError(IMDSError, ValueError):
+    """A setting (argument, environment variable, config file) is invalid."""
+
+
+class MetadataDisabledError(IMDSError):
+    """IMDS calls are turned off by AWS_EC2_METADATA_DISABLED or ``disabled=True``."""
+
+    def __init__(self) -> None:
+        super().__init__("instance metadata calls are disabled (AWS_EC2_METADATA_DISABLED=true)")
+
+
+class IMDSUnavailableError(IMDSError):
+    """The endpoint could not be reached or did not answer in time (after retries)."""
+
+
+class IMDSTimeoutError(IMDSUnavailableError):
+    """A request timed out on every attempt."""
+
+
+class TokenError(IMDSError):
+    """The IMDSv2 session token could not be obtained."""
+
+    def __init__(self, message: str, status: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class TokenTimeoutError(TokenError, IMDSTimeoutError):
+    """The token PUT timed out: off EC2, or in a container past the hop limit."""
+
+
+class IMDSHTTPError(IMDSError):
+    """IMDS answered a GET with a status that is neither success nor 404."""
+
+    def __init__(self, path: str, status: int, reason: str = "") -> None:
+        detail = " {}".format(reason) if reason else ""
+        super().__init__("IMDS answered {}{} for {}".format(status, detail, path))
+        self.path = path
+        self.status = status
+
+
+class PathNotFoundError(IMDSHTTPError, LookupError):
+    """IMDS answered 404 for a value it always has on EC2."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path, 404, "(not found)")
+
+
+class MalformedResponseError(IMDSError, ValueError):
+    """A value IMDS returned does not parse as the documented type."""
+
+    def __init__(self, path: str, expected: str) -> None:
+        super().__init__("IMDS returned malformed {} for {}".format(expected, path))
+        self.path = path
+
+
+class TagsNotEnabledError(IMDSError, KeyError):
+    """Instance tags were read but tags in instance metadata are turned off."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "instance tags are not available in instance metadata: enable them with "
+            "aws ec2 modify-instance-metadata-options --instance-id <id> "
+            "--instance-metadata-tags enabled"
+        )
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])

@@ -1,0 +1,101 @@
+"""The snapshot flattened to one level, for Jinja templates and shell scripts.
+
+The rule, in full:
+
+1. Nested keys are joined with ``_``: ``{"tags": {"Name": "web"}}`` gives
+   ``tags_Name``; list items of mappings are numbered (``..._0_Code``); lists
+   of scalars stay lists; an empty mapping contributes no key.
+2. Every character outside ``[A-Za-z0-9_]`` becomes ``_`` (so a MAC
+   ``0a:1b:...`` reads ``0a_1b_...``, the tag ``aws:autoscaling:groupName``
+   reads ``tags_aws_autoscaling_groupName``); a leading digit gets a ``_``.
+3. When two different paths give the same key (tags ``env-tier`` and
+   ``env_tier``), the one whose name needed no change (the first such path
+   in sort order, should parts joined with ``_`` coincide) keeps the key and
+   every other one gets ``_`` plus the first 8 hex digits of the SHA-1 of its path
+   (path parts joined with NUL). Both values survive, the result depends only
+   on the input, and ``flatten_with_paths`` says which path each key came from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any, Dict, List, Optional, Tuple
+
+Scalar = Any  # str, int, float, bool or None
+Path = Tuple[str, ...]
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
+IDENTIFIER = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def _leaves(value: Any, path: Path, out: List[Tuple[Path, Any]]) -> None:
+    if isinstance(value, dict):
+        for key in sorted(value, key=str):
+            _leaves(value[key], (*path, str(key)), out)
+    elif isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+        for index, item in enumerate(value):
+            _leaves(item, (*path, str(index)), out)
+    else:
+        out.append((path, value))
+
+
+def _plain_key(path: Path) -> str:
+    key = _UNSAFE.sub("_", "_".join(path))
+    return "_" + key if not key or key[0].isdigit() else key
+
+
+def _suffixed(path: Path, key: str) -> str:
+    digest = hashlib.sha1("\0".join(path).encode("utf-8")).hexdigest()[:8]
+    return "{}_{}".format(key, digest)
+
+
+def flatten_with_paths(snapshot: Dict[str, Any], prefix: str = "") -> Dict[str, Tuple[Path, Any]]:
+    """Flat key -> (the path it came from, its value); see the module docstring."""
+    leaves: List[Tuple[Path, Any]] = []
+    _leaves(snapshot, (prefix,) if prefix else (), leaves)
+    groups: Dict[str, List[Path]] = {}
+    values: Dict[Path, Any] = {}
+    for path, value in leaves:
+        groups.setdefault(_plain_key(path), []).append(path)
+        values[path] = value
+    result: Dict[str, Tuple[Path, Any]] = {}
+    for key, paths in groups.items():
+        unchanged = [path for path in paths if "_".join(path) == key]
+        keeper = min(unchanged) if unchanged else (paths[0] if len(paths) == 1 else None)
+        for path in paths:
+            name = key if path == keeper else _suffixed(path, key)
+            result[name] = (path, values[path])
+    # A suffixed key could, in theory, equal another plain key; it would have
+    # been listed twice above, so check rather than trust.
+    if len(result) != len(leaves):  # pragma: no cover - needs a SHA-1 collision of names
+        raise ValueError("flattening lost a key; please report this snapshot")
+    return dict(sorted(result.items()))
+
+
+def flatten(snapshot: Dict[str, Any], prefix: str = "") -> Dict[str, Scalar]:
+    """The snapshot as ``{identifier: scalar or list of scalars}``, with keys sorted."""
+    return {key: value for key, (_, value) in flatten_with_paths(snapshot, prefix).items()}
+
+
+def to_env(flat: Dict[str, Scalar], prefix: Optional[str] = None) -> str:
+    """``export NAME='value'`` lines; lists are newline-joined, None is empty."""
+    import shlex
+
+    lines = []
+    for key, value in flat.items():
+        name = key if prefix is None else prefix + key
+        if value is None:
+            text = ""
+        elif isinstance(value, list):
+            text = "\n".join(_scalar_text(v) for v in value)
+        else:
+            text = _scalar_text(value)
+        lines.append("export {}={}".format(name, shlex.quote(text)))
+    return "\n".join(lines)
+
+
+def _scalar_text(value: Scalar) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)

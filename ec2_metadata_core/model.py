@@ -1,0 +1,626 @@
+"""The metadata model: ``EC2Metadata`` and friends, the seed's API and the rest of IMDS.
+
+Attribute names, types, ``None``/``[]`` for absent values and caching rules
+follow the ec2-metadata library (see the project README), so code written
+against it runs unchanged. Values that change while the instance runs are
+uncached; everything else caches on first access (``del`` one attribute or
+call ``clear_all()`` to refetch).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Literal,
+    Mapping,
+    Optional,
+    TypedDict,
+)
+from urllib.parse import quote
+
+from . import parse
+from .client import IMDSClient
+from .errors import MalformedResponseError, TagsNotEnabledError
+from .lazy import LazyObject, Leaf, UncachedLeaf, cached_property
+
+if TYPE_CHECKING:  # pragma: no cover
+    import requests
+
+Reader = Callable[[str], Optional[bytes]]
+
+_META = "meta-data/"
+_MACS = "meta-data/network/interfaces/macs/"
+
+
+class IamInfoDict(TypedDict):
+    InstanceProfileArn: str
+    InstanceProfileId: str
+    LastUpdated: str
+
+
+class IamSecurityCredentialsDict(TypedDict):
+    LastUpdated: str
+    Type: str
+    AccessKeyId: str
+    SecretAccessKey: str
+    Token: str
+    Expiration: str
+
+
+class InstanceIdentityDocumentDict(TypedDict):
+    accountId: str
+    architecture: Literal["i386", "x86_64", "arm64"]
+    availabilityZone: str
+    billingProducts: Optional[List[str]]
+    marketplaceProductCodes: Optional[List[str]]
+    imageId: str
+    instanceId: str
+    instanceType: str
+    kernelId: Optional[str]
+    pendingTime: str
+    privateIp: str
+    ramdiskId: Optional[str]
+    region: str
+    version: str
+
+
+class SpotInstanceAction:
+    """An action about to happen to a spot instance."""
+
+    def __init__(
+        self, action: Literal["hibernate", "stop", "terminate"], time: dt.datetime
+    ) -> None:
+        self.action = action
+        self.time = time
+
+    def __repr__(self) -> str:
+        return "SpotInstanceAction(action={!r}, time={!r})".format(self.action, self.time)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SpotInstanceAction) and (self.action, self.time) == (
+            other.action,
+            other.time,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _spot_action(path: str, body: Optional[bytes]) -> Optional[SpotInstanceAction]:
+    document = parse.optional_json_object(path, body)
+    if document is None:
+        return None
+    action = document.get("action")
+    if action not in ("hibernate", "stop", "terminate"):
+        raise MalformedResponseError(path, "spot action")
+    return SpotInstanceAction(action, parse.timestamp(path, document.get("time")))
+
+
+def _iam_info(path: str, body: Optional[bytes]) -> Optional[IamInfoDict]:
+    return parse.optional_json_object(path, body)  # type: ignore[return-value]
+
+
+def _identity_document(path: str, body: Optional[bytes]) -> InstanceIdentityDocumentDict:
+    document = parse.json_document(path, body)
+    if not isinstance(document, dict):
+        raise MalformedResponseError(path, "JSON object")
+    return document  # type: ignore[return-value]
+
+
+class EC2Metadata(LazyObject):
+    """The data of the EC2 metadata service, one attribute a value.
+
+    ``session``, if given, is the ``requests.Session`` every request goes
+    through. The keyword arguments override the AWS settings read from the
+    environment and ``~/.aws/config`` (see ``config.resolve``); they are read
+    on first use, so the ``ec2_metadata`` singleton follows the environment the
+    program has when it first reads a value.
+    """
+
+    def __init__(
+        self,
+        session: Optional[requests.Session] = None,
+        *,
+        endpoint: Optional[str] = None,
+        endpoint_mode: Optional[str] = None,
+        timeout: Optional[float] = None,
+        attempts: Optional[int] = None,
+        disabled: Optional[bool] = None,
+        allow_imdsv1: Optional[bool] = None,
+        token_ttl: Optional[int] = None,
+        max_concurrency: Optional[int] = None,
+        client: Optional[IMDSClient] = None,
+    ) -> None:
+        super().__init__()
+        self._session = session
+        self._options: Dict[str, Any] = {
+            "endpoint": endpoint,
+            "endpoint_mode": endpoint_mode,
+            "timeout": timeout,
+            "attempts": attempts,
+            "disabled": disabled,
+            "allow_imdsv1": allow_imdsv1,
+            "token_ttl": token_ttl,
+            "max_concurrency": max_concurrency,
+        }
+        self._given_client = client
+        self._client: Optional[IMDSClient] = client
+        self._reader: Optional[Reader] = None
+
+    def __repr__(self) -> str:
+        if self._client is None:
+            return "EC2Metadata(unconnected)"
+        return "EC2Metadata({!r})".format(self._client)
+
+    @property
+    def client(self) -> IMDSClient:
+        """The ``IMDSClient`` (token, retries, transport) behind this object."""
+        client = self._client
+        if client is None:
+            with self._lock_for("_client"):
+                if self._client is None:
+                    self._client = IMDSClient(session=self._session, **self._options)
+                client = self._client
+        return client
+
+    @property
+    def service_url(self) -> str:
+        return self.client.settings.endpoint + "/latest/"
+
+    @property
+    def metadata_url(self) -> str:
+        return self.service_url + _META
+
+    @property
+    def dynamic_url(self) -> str:
+        return self.service_url + "dynamic/"
+
+    @property
+    def userdata_url(self) -> str:
+        return self.service_url + "user-data"
+
+    def _path(self, item: str) -> str:
+        return item
+
+    def _read(self, item: str) -> Optional[bytes]:
+        if self._reader is not None:
+            return self._reader(item)
+        return self.client.get(item)
+
+    def clear_all(self) -> None:
+        """Forget every cached attribute and the session token.
+
+        Settings taken from the environment are read again on next use.
+        """
+        super().clear_all()
+        client = self._client
+        if client is not None:
+            client.clear_token()
+            if self._given_client is None:
+                client.close()
+                self._client = None
+
+    # -- identity ----------------------------------------------------------
+
+    @property
+    def account_id(self) -> str:
+        """The current AWS account ID, e.g. '123456789012'."""
+        return self.instance_identity_document["accountId"]
+
+    ami_id = Leaf("meta-data/ami-id", parse.text, "The ID of the AMI used to launch the instance.")
+    ami_launch_index = Leaf(
+        "meta-data/ami-launch-index",
+        parse.integer,
+        "The index of the instance in the launch request, zero-based.",
+    )
+    ami_manifest_path = Leaf(
+        "meta-data/ami-manifest-path",
+        parse.text,
+        "The AMI manifest path in S3, or '(unknown)' on EBS-backed AMIs.",
+    )
+    ancestor_ami_ids = Leaf(
+        "meta-data/ancestor-ami-ids",
+        parse.lines,
+        "AMI IDs of instances rebundled to create this AMI; [] if none.",
+    )
+    autoscaling_target_lifecycle_state = UncachedLeaf(
+        "meta-data/autoscaling/target-lifecycle-state",
+        parse.optional_text,
+        "Uncached. The target Auto Scaling lifecycle state, or None outside an ASG.",
+    )
+    availability_zone = Leaf(
+        "meta-data/placement/availability-zone", parse.text, "The current AZ, e.g. 'eu-west-1a'."
+    )
+    availability_zone_id = Leaf(
+        "meta-data/placement/availability-zone-id",
+        parse.optional_text,
+        "The cross-account ID of the current AZ, e.g. 'use1-az6', or None.",
+    )
+    block_device_mapping_names = Leaf(
+        "meta-data/block-device-mapping/",
+        parse.listing,
+        "Names in the block device mapping (ami, root, ebsN, ephemeralN, swap).",
+    )
+    domain = Leaf(
+        "meta-data/services/domain",
+        parse.text,
+        "The domain for AWS resources in the region, e.g. 'amazonaws.com'.",
+    )
+    events_maintenance_history = UncachedLeaf(
+        "meta-data/events/maintenance/history",
+        parse.json_list,
+        "Uncached. Completed or canceled scheduled events (list of dicts).",
+    )
+    events_maintenance_scheduled = UncachedLeaf(
+        "meta-data/events/maintenance/scheduled",
+        parse.json_list,
+        "Uncached. Active scheduled maintenance events (list of dicts).",
+    )
+    events_recommendations_rebalance = UncachedLeaf(
+        "meta-data/events/recommendations/rebalance",
+        parse.optional_json_object,
+        "Uncached. The rebalance recommendation ({'noticeTime': ...}), or None.",
+    )
+    hostname = Leaf(
+        "meta-data/hostname",
+        parse.optional_text,
+        "The instance's hostname as the OS sees it (private DNS, IP or resource name).",
+    )
+    iam_info = Leaf(
+        "meta-data/iam/info",
+        _iam_info,
+        "The IAM instance profile (IamInfoDict), or None if no role is attached.",
+    )
+    iam_role_names = UncachedLeaf(
+        "meta-data/iam/security-credentials/",
+        parse.listing,
+        "Uncached. Names of the roles with credentials (usually one; [] if none).",
+    )
+    identity_credentials_ec2_info = Leaf(
+        "meta-data/identity-credentials/ec2/info",
+        parse.optional_json_object,
+        "Information about the EC2 identity credentials, or None.",
+    )
+    identity_credentials_ec2 = UncachedLeaf(
+        "meta-data/identity-credentials/ec2/security-credentials/ec2-instance",
+        parse.optional_json_object,
+        "Uncached, secret. The instance identity credentials, or None.",
+    )
+    instance_action = UncachedLeaf(
+        "meta-data/instance-action",
+        parse.text,
+        "Uncached. Whether the instance will reboot for bundling, e.g. 'none'.",
+    )
+    instance_id = Leaf("meta-data/instance-id", parse.text, "The instance ID, e.g. 'i-123456'.")
+    instance_identity_document = Leaf(
+        "dynamic/instance-identity/document",
+        _identity_document,
+        "The instance identity document (InstanceIdentityDocumentDict).",
+    )
+    instance_identity_pkcs7 = Leaf(
+        "dynamic/instance-identity/pkcs7",
+        parse.optional_text,
+        "PKCS7 signature of the identity document, or None.",
+    )
+    instance_identity_signature = Leaf(
+        "dynamic/instance-identity/signature",
+        parse.optional_text,
+        "SHA256 signature of the identity document, or None.",
+    )
+    instance_identity_rsa2048 = Leaf(
+        "dynamic/instance-identity/rsa2048",
+        parse.optional_text,
+        "RSA-2048 PKCS7 signature of the identity document, or None.",
+    )
+    instance_life_cycle = Leaf(
+        "meta-data/instance-life-cycle",
+        parse.text,
+        "The purchasing option: 'spot', 'on-demand', 'scheduled' or 'capacity-block'.",
+    )
+    instance_type = Leaf(
+        "meta-data/instance-type", parse.text, "The instance type, e.g. 't2.nano'."
+    )
+    ipv6 = Leaf(
+        "meta-data/ipv6",
+        parse.optional_text,
+        "The IPv6 address of the primary interface, or None.",
+    )
+    kernel_id = Leaf(
+        "meta-data/kernel-id", parse.optional_text, "The kernel ID, or None if it has none."
+    )
+    mac = Leaf("meta-data/mac", parse.text, "The MAC address of the primary interface.")
+    partition = Leaf(
+        "meta-data/services/partition",
+        parse.text,
+        "The AWS partition, e.g. 'aws', 'aws-us-gov' or 'aws-cn'.",
+    )
+    placement_group_name = Leaf(
+        "meta-data/placement/group-name",
+        parse.optional_text,
+        "The placement group, or None.",
+    )
+    placement_host_id = Leaf(
+        "meta-data/placement/host-id",
+        parse.optional_text,
+        "The Dedicated Host ID, or None.",
+    )
+    placement_partition_number = Leaf(
+        "meta-data/placement/partition-number",
+        parse.optional_integer,
+        "The partition number in a partition placement group, or None.",
+    )
+    private_hostname = Leaf(
+        "meta-data/local-hostname", parse.text, "The private IPv4 DNS hostname of the instance."
+    )
+    private_ipv4 = Leaf("meta-data/local-ipv4", parse.text, "The private IPv4 of the instance.")
+    product_codes = Leaf(
+        "meta-data/product-codes", parse.lines, "Marketplace product codes; [] if none."
+    )
+    public_hostname = Leaf(
+        "meta-data/public-hostname",
+        parse.optional_text,
+        "The public DNS hostname, or None if the instance is not public.",
+    )
+    public_ipv4 = Leaf(
+        "meta-data/public-ipv4",
+        parse.optional_text,
+        "The public IPv4 address, or None if the instance is not public.",
+    )
+    ramdisk_id = Leaf("meta-data/ramdisk-id", parse.optional_text, "The RAM disk ID, or None.")
+    reservation_id = Leaf(
+        "meta-data/reservation-id", parse.text, "The ID of the reservation, e.g. 'r-1234'."
+    )
+    security_groups = Leaf(
+        "meta-data/security-groups", parse.lines, "Names of the instance's security groups."
+    )
+    spot_instance_action = UncachedLeaf(
+        "meta-data/spot/instance-action",
+        _spot_action,
+        "Uncached. The SpotInstanceAction about to happen, or None.",
+    )
+    spot_termination_time = UncachedLeaf(
+        "meta-data/spot/termination-time",
+        parse.optional_text,
+        "Uncached. When a spot instance will be terminated (ISO 8601), or None.",
+    )
+    system = Leaf(
+        "meta-data/system",
+        parse.optional_text,
+        "The virtualization system: 'nitro' or 'xen', or None.",
+    )
+    user_data = Leaf(
+        "user-data",
+        lambda path, body: body,
+        "The raw user data (bytes), or None if there is none.",
+    )
+
+    # -- derived values ----------------------------------------------------
+
+    @cached_property
+    def region(self) -> str:
+        """The region the instance runs in, e.g. 'eu-west-1'."""
+        return self.instance_identity_document["region"]
+
+    @property
+    def instance_profile_arn(self) -> Optional[str]:
+        """The ARN of the instance profile, from ``iam_info``, or None."""
+        info = self.iam_info
+        return None if info is None else info["InstanceProfileArn"]
+
+    @property
+    def instance_profile_id(self) -> Optional[str]:
+        """The ID of the instance profile, from ``iam_info``, or None."""
+        info = self.iam_info
+        return None if info is None else info["InstanceProfileId"]
+
+    @property
+    def instance_profile_name(self) -> Optional[str]:
+        """The instance profile name, the last part of its ARN, or None."""
+        arn = self.instance_profile_arn
+        return None if arn is None else arn.rsplit("/", 1)[-1]
+
+    @property
+    def iam_security_credentials(self) -> Optional[IamSecurityCredentialsDict]:
+        """Uncached, secret. Credentials of the role attached to the instance, or None.
+
+        The role is the one ``iam/security-credentials/`` lists, which can differ
+        from the instance profile's name.
+        """
+        roles = self.iam_role_names
+        if not roles:
+            return None
+        path = "meta-data/iam/security-credentials/" + quote(roles[0], safe="")
+        return parse.optional_json_object(path, self._read(path))  # type: ignore[return-value]
+
+    @cached_property
+    def block_device_mapping(self) -> Dict[str, str]:
+        """Block device mapping name -> device, e.g. {'root': '/dev/xvda'}."""
+        return {
+            name: parse.text(path, self._read(path))
+            for name, path in (
+                (name, "meta-data/block-device-mapping/" + quote(name, safe=""))
+                for name in self.block_device_mapping_names
+            )
+        }
+
+    @cached_property
+    def network_interfaces(self) -> Dict[str, NetworkInterface]:
+        """MAC address -> NetworkInterface, for every attached interface."""
+        macs = parse.listing(_MACS, self._read(_MACS))
+        return {mac: NetworkInterface(mac, self) for mac in macs}
+
+    @cached_property
+    def public_keys(self) -> Dict[str, PublicKey]:
+        """Key name -> PublicKey, from the ``INDEX=NAME`` lines IMDS lists; {} if none."""
+        path = "meta-data/public-keys/"
+        keys: Dict[str, PublicKey] = {}
+        for line in parse.lines(path, self._read(path)):
+            index, sep, name = line.partition("=")
+            if not sep or not index.isdigit():
+                raise MalformedResponseError(path, "INDEX=NAME listing")
+            keys[name] = PublicKey(int(index), self)
+        return keys
+
+    @cached_property
+    def tags(self) -> InstanceTags:
+        """The instance's tags (InstanceTags); raises TagsNotEnabledError if tags are off."""
+        path = InstanceTags.LISTING
+        body = self._read(path)
+        if body is None:
+            raise TagsNotEnabledError()
+        return InstanceTags(parse.lines(path, body), self)
+
+
+class InstanceTags(Mapping[str, str]):
+    """Tag name -> value; names come from one listing, values are fetched on demand."""
+
+    LISTING = "meta-data/tags/instance/"
+
+    def __init__(self, names: List[str], parent: EC2Metadata) -> None:
+        self._map: Dict[str, Optional[str]] = dict.fromkeys(names)
+        self.parent = parent
+
+    @classmethod
+    def path(cls, name: str) -> str:
+        # Keys may hold ':', '@', '=' and the like: quote everything but unreserved.
+        return cls.LISTING + quote(name, safe="")
+
+    def __getitem__(self, name: str) -> str:
+        value = self._map[name]
+        if value is None:
+            path = self.path(name)
+            value = parse.text(path, self.parent._read(path))
+            self._map[name] = value
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._map)
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+    def __repr__(self) -> str:
+        return "InstanceTags({!r})".format(list(self._map))
+
+
+class _Child(LazyObject):
+    """An object under EC2Metadata that reads through its parent's client."""
+
+    parent: EC2Metadata
+
+    def _read(self, item: str) -> Optional[bytes]:
+        return self.parent._read(self._path(item))
+
+
+class NetworkInterface(_Child):
+    """One network interface, as listed in ``EC2Metadata.network_interfaces``."""
+
+    def __init__(self, mac: str, parent: Optional[EC2Metadata] = None) -> None:
+        super().__init__()
+        self.mac = mac
+        self.parent = _default() if parent is None else parent
+
+    def __repr__(self) -> str:
+        return "NetworkInterface({!r})".format(self.mac)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, NetworkInterface)
+            and self.mac == other.mac
+            and self.parent is other.parent
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def _path(self, item: str) -> str:
+        return "{}{}/{}".format(_MACS, self.mac, item)
+
+    device_number = Leaf("device-number", parse.integer, "The device number, e.g. 0.")
+    interface_id = Leaf("interface-id", parse.text, "The ENI ID, e.g. 'eni-12345'.")
+    ipv4_prefix = Leaf("ipv4-prefix", parse.lines, "IPv4 prefixes delegated to the interface.")
+    ipv6_prefix = Leaf("ipv6-prefix", parse.lines, "IPv6 prefixes delegated to the interface.")
+    ipv6s = Leaf("ipv6s", parse.lines, "The interface's IPv6 addresses; [] if none.")
+    network_card_index = Leaf(
+        "network-card-index", parse.optional_integer, "The network card index, or None."
+    )
+    owner_id = Leaf("owner-id", parse.text, "The AWS account ID of the interface's owner.")
+    private_hostname = Leaf("local-hostname", parse.text, "The interface's private hostname.")
+    private_ipv4s = Leaf("local-ipv4s", parse.lines, "The interface's private IPv4 addresses.")
+    public_hostname = Leaf(
+        "public-hostname", parse.optional_text, "The interface's public DNS name, or None."
+    )
+    public_ipv4s = Leaf(
+        "public-ipv4s", parse.lines, "The public (Elastic) IPv4 addresses; [] if none."
+    )
+    security_groups = Leaf(
+        "security-groups", parse.lines, "Names of the interface's security groups."
+    )
+    security_group_ids = Leaf(
+        "security-group-ids", parse.lines, "IDs of the interface's security groups."
+    )
+    subnet_id = Leaf("subnet-id", parse.text, "The ID of the interface's subnet.")
+    subnet_ipv4_cidr_block = Leaf(
+        "subnet-ipv4-cidr-block", parse.optional_text, "The subnet's IPv4 CIDR block, or None."
+    )
+    subnet_ipv6_cidr_blocks = Leaf(
+        "subnet-ipv6-cidr-blocks", parse.lines, "The subnet's IPv6 CIDR blocks; [] if none."
+    )
+    vpc_id = Leaf("vpc-id", parse.text, "The ID of the interface's VPC.")
+    vpc_ipv4_cidr_block = Leaf(
+        "vpc-ipv4-cidr-block", parse.optional_text, "The VPC's primary IPv4 CIDR block, or None."
+    )
+    vpc_ipv4_cidr_blocks = Leaf(
+        "vpc-ipv4-cidr-blocks", parse.lines, "The VPC's IPv4 CIDR blocks; [] if none."
+    )
+    vpc_ipv6_cidr_blocks = Leaf(
+        "vpc-ipv6-cidr-blocks", parse.lines, "The VPC's IPv6 CIDR blocks; [] if none."
+    )
+
+    @staticmethod
+    def association_item(public_ip: str) -> str:
+        return "ipv4-associations/" + quote(public_ip, safe="")
+
+    @cached_property
+    def ipv4_associations(self) -> Dict[str, List[str]]:
+        """Public IP -> the private IPs it maps to, for each public IP of the interface."""
+        return {
+            public_ip: parse.lines(self._path(item), self._read(item))
+            for public_ip, item in ((ip, self.association_item(ip)) for ip in self.public_ipv4s)
+        }
+
+
+class PublicKey(_Child):
+    """A public key from ``EC2Metadata.public_keys``."""
+
+    def __init__(self, index: int, parent: Optional[EC2Metadata] = None) -> None:
+        super().__init__()
+        self.index = index
+        self.parent = _default() if parent is None else parent
+
+    def __repr__(self) -> str:
+        return "PublicKey({!r})".format(self.index)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, PublicKey)
+            and self.index == other.index
+            and self.parent is other.parent
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def _path(self, item: str) -> str:
+        return "meta-data/public-keys/{}/{}".format(self.index, item)
+
+    openssh_key = Leaf("openssh-key", parse.optional_text, "The key in OpenSSH format, or None.")
+
+
+def _default() -> EC2Metadata:
+    from . import ec2_metadata
+
+    return ec2_metadata
