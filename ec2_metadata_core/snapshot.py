@@ -91,6 +91,10 @@ class _Memo:
         for path, outcome in zip(wanted, self._pool.map(self._fetch, wanted)):
             self._outcomes[path] = outcome
 
+    def bodies(self) -> Dict[str, Optional[bytes]]:
+        """Every path read successfully, with its body (None for 404)."""
+        return {p: o for p, o in self._outcomes.items() if not isinstance(o, IMDSError)}
+
     def read(self, path: str) -> Optional[bytes]:
         """Called on the gathering thread only; prefetch fills in between reads."""
         if path in self._outcomes:
@@ -241,6 +245,7 @@ def snapshot(
     include_user_data: bool = False,
     keys: Optional[Iterable[str]] = None,
     stats: Optional[Dict[str, Any]] = None,
+    raw: Optional[Dict[str, Optional[bytes]]] = None,
 ) -> Dict[str, JSON]:
     """Gather the instance's metadata into a plain dict (see the module docstring).
 
@@ -249,7 +254,9 @@ def snapshot(
     grains, logs). ``keys`` limits the gather to those top-level keys. Raises an
     ``IMDSError`` if any value could not be read: a failed path never passes
     for an absent one. ``stats``, if given, receives ``misses``: paths the
-    prefetch plan did not cover.
+    prefetch plan did not cover. ``raw``, if given, receives every body read
+    by path under ``/latest/`` (``None`` for 404), for faces that must name
+    values by their IMDS path.
     """
     source = _default() if metadata is None else metadata
     client = source.client
@@ -286,6 +293,8 @@ def snapshot(
                 result[_UNKNOWN_PREFIX + key if key in result else key] = value
     if stats is not None:
         stats["misses"] = list(memo.misses)
+    if raw is not None:
+        raw.update(memo.bodies())
     return dict(sorted(result.items()))
 
 
