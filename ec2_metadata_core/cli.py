@@ -46,33 +46,51 @@ def _parser() -> argparse.ArgumentParser:
     conn = parser.add_argument_group("connection (default: the AWS SDK settings)")
     conn.add_argument("--endpoint", metavar="URL", help="IMDS base URL, e.g. http://127.0.0.1:1338")
     conn.add_argument(
-        "--ipv6", action="store_const", const="IPv6", dest="endpoint_mode",
+        "--ipv6",
+        action="store_const",
+        const="IPv6",
+        dest="endpoint_mode",
         help="use the IPv6 endpoint http://[fd00:ec2::254]",
     )
     conn.add_argument("--timeout", type=float, metavar="S", help="seconds per attempt (default 1)")
     conn.add_argument("--attempts", type=int, metavar="N", help="attempts per request (default 3)")
     conn.add_argument(
-        "--allow-imdsv1", action="store_true", default=None,
+        "--allow-imdsv1",
+        action="store_true",
+        default=None,
         help="fall back to IMDSv1 if the token request is refused (off by default)",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     dump = commands.add_parser(
-        "dump", help="print the whole instance (the snapshot)",
+        "dump",
+        help="print the whole instance (the snapshot)",
         description="Print every metadata category as one document. Secrets (IAM and "
         "identity credentials) and user data are left out unless asked for.",
     )
-    dump.add_argument("--format", "-f", choices=FORMATS, default="json",
-                      help="json (default), yaml, flat (one-level JSON) or env (export lines)")
-    dump.add_argument("--include-secrets", action="store_true",
-                      help="add iam_security_credentials and identity_credentials_ec2")
+    dump.add_argument(
+        "--format",
+        "-f",
+        choices=FORMATS,
+        default="json",
+        help="json (default), yaml, flat (one-level JSON) or env (export lines)",
+    )
+    dump.add_argument(
+        "--include-secrets",
+        action="store_true",
+        help="add iam_security_credentials and identity_credentials_ec2",
+    )
     dump.add_argument("--include-user-data", action="store_true", help="add user_data")
     dump.add_argument("--keys", metavar="K1,K2", help="only these top-level keys")
-    dump.add_argument("--prefix", default=None,
-                      help="prefix for flat/env keys (default: none for flat, ec2_ for env)")
+    dump.add_argument(
+        "--prefix",
+        default=None,
+        help="prefix for flat/env keys (default: none for flat, ec2_ for env)",
+    )
 
     get = commands.add_parser(
-        "get", help="print one value",
+        "get",
+        help="print one value",
         description="Print one value: an attribute name (snake or kebab case, e.g. "
         "region, public-ipv4) or a dotted path into the snapshot (tags.Name, "
         "network_interfaces.<mac>.subnet_id). Strings print as they are, lists one "
@@ -82,7 +100,8 @@ def _parser() -> argparse.ArgumentParser:
     get.add_argument("-n", dest="newline", action="store_false", help="no newline after the value")
 
     commands.add_parser(
-        "simulate", help="serve a simulated IMDS on 127.0.0.1 (see 'simulate --help')",
+        "simulate",
+        help="serve a simulated IMDS on 127.0.0.1 (see 'simulate --help')",
         add_help=False,
     )
     return parser
@@ -90,8 +109,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def _metadata(args: argparse.Namespace) -> EC2Metadata:
     settings = config.resolve(
-        endpoint=args.endpoint, endpoint_mode=args.endpoint_mode, timeout=args.timeout,
-        attempts=args.attempts, allow_imdsv1=args.allow_imdsv1,
+        endpoint=args.endpoint,
+        endpoint_mode=args.endpoint_mode,
+        timeout=args.timeout,
+        attempts=args.attempts,
+        allow_imdsv1=args.allow_imdsv1,
     )
     from .client import IMDSClient
 
@@ -116,10 +138,12 @@ def _dump(metadata: EC2Metadata, args: argparse.Namespace) -> int:
         valid = snapshot_keys(args.include_secrets, args.include_user_data)
         bad = [k for k in keys if k not in valid]
         if bad:
-            raise ConfigError("--keys: unknown key {!r} (see 'dump' output for the keys)".format(bad[0]))
+            raise ConfigError("--keys: unknown key {!r}; keys: {}".format(bad[0], ", ".join(valid)))
     data: Dict[str, Any] = snapshot(
-        metadata, include_secrets=args.include_secrets,
-        include_user_data=args.include_user_data, keys=keys,
+        metadata,
+        include_secrets=args.include_secrets,
+        include_user_data=args.include_user_data,
+        keys=keys,
     )
     if args.format == "json":
         out = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
@@ -157,7 +181,9 @@ def _get(metadata: EC2Metadata, args: argparse.Namespace) -> int:
         return 0
     # Naming a secret is asking for it.
     data = snapshot(
-        metadata, keys=[key], include_secrets=key in SECRET_KEYS,
+        metadata,
+        keys=[key],
+        include_secrets=key in SECRET_KEYS,
         include_user_data=key == USER_DATA_KEY,
     )
     value: Any = data[key]

@@ -11,7 +11,19 @@ import logging
 import random
 import threading
 import time
-from typing import TYPE_CHECKING, Callable, Dict, Iterable, Optional, Tuple
+from typing import (
+    TYPE_CHECKING,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    NamedTuple,
+    Optional,
+    Set,
+    Tuple,
+    Union,
+)
 
 from . import config
 from .errors import (
@@ -19,12 +31,12 @@ from .errors import (
     IMDSError,
     IMDSHTTPError,
     IMDSTimeoutError,
-    IMDSUnavailableError,
     MetadataDisabledError,
     TokenError,
     TokenTimeoutError,
 )
-from .transport import RequestsTransport, Response, StdlibTransport, Transport
+from .transport import RequestsTransport, StdlibTransport, Transport
+from .wire import Job, Outcome, Response
 
 if TYPE_CHECKING:  # pragma: no cover
     import requests
@@ -41,6 +53,18 @@ BACKOFF_BASE = 0.05
 BACKOFF_CAP = 1.0
 
 
+Body = Union[Optional[bytes], IMDSError]
+Follow = Callable[[str, Optional[bytes]], Iterable[str]]
+
+
+class _Key(NamedTuple):
+    """What a request is for; rides on its ``Job`` through retries."""
+
+    path: str  # under /latest/ for reads, the full path for the token PUT
+    started: float  # monotonic time of the first attempt, for the deadline
+    renewed: bool = False  # already retried once after a 401
+
+
 def _backoff(attempt: int) -> float:
     """Full-jitter exponential back-off, as AWS recommends for throttling."""
     return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * (2**attempt)))
@@ -50,44 +74,64 @@ class TokenProvider:
     """Holds one session token; fetches it once however many threads ask.
 
     The token is renewed shortly before the TTL the service granted runs out,
-    and on demand after a 401 (``invalidate``).
+    and on demand after a 401 (``invalidate``). Threads that queued behind a
+    fetch that failed get that failure instead of each repeating the fetch
+    (a silent endpoint would otherwise cost every thread the full timeout).
     """
 
     def __init__(self, fetch: Callable[[int], Tuple[str, int]], ttl: int) -> None:
         self._fetch = fetch
         self._ttl = ttl
         self._lock = threading.Lock()
-        self._token: Optional[str] = None
-        self._renew_at = 0.0
+        # (token, renew at) in one attribute so lock-free readers see a pair.
+        self._current: Optional[Tuple[str, float]] = None
+        self._failure: Optional[Tuple[float, IMDSError]] = None
         self.fetches = 0
 
     def __repr__(self) -> str:
-        state = "held" if self._token is not None else "none"
+        state = "held" if self._current is not None else "none"
         return "TokenProvider(ttl={}, token={})".format(self._ttl, state)
 
+    def _valid(self) -> Optional[str]:
+        current = self._current
+        if current is not None and time.monotonic() < current[1]:
+            return current[0]
+        return None
+
     def get(self) -> str:
-        token = self._token
-        if token is not None and time.monotonic() < self._renew_at:
+        token = self._valid()
+        if token is not None:
             return token
+        queued_at = time.monotonic()
         with self._lock:
-            if self._token is not None and time.monotonic() < self._renew_at:
-                return self._token
+            token = self._valid()
+            if token is not None:
+                return token
+            failure = self._failure
+            if failure is not None and failure[0] >= queued_at:
+                raise failure[1]
             started = time.monotonic()
-            token, granted = self._fetch(self._ttl)
+            try:
+                token, granted = self._fetch(self._ttl)
+            except IMDSError as exc:
+                self._failure = (time.monotonic(), exc)
+                raise
             self.fetches += 1
+            self._failure = None
             lifetime = max(1, min(granted, self._ttl))
             # Renew a tenth of the lifetime early (at most a minute) so a
             # request never leaves with a token about to expire in flight.
-            self._renew_at = started + lifetime - min(60.0, lifetime / 10.0)
-            self._token = token
+            self._current = (token, started + lifetime - min(60.0, lifetime / 10.0))
             return token
 
     def invalidate(self, token: Optional[str]) -> None:
         """Forget ``token`` unless another thread already replaced it."""
         with self._lock:
-            if token is None or self._token == token:
-                self._token = None
-                self._renew_at = 0.0
+            current = self._current
+            if token is None or (current is not None and current[0] == token):
+                self._current = None
+            if token is None:
+                self._failure = None
 
     def clear(self) -> None:
         self.invalidate(None)
@@ -192,63 +236,112 @@ class IMDSClient:
 
     # -- requests ----------------------------------------------------------
 
-    def _send(self, method: str, path: str, headers: Dict[str, str]) -> Response:
-        """One request with retries on connection errors, 429 and 5xx.
+    def _classify(self, job: Job, outcome: Outcome) -> Union[Response, IMDSError, Job]:
+        """An answer, a final error, or the same request again after back-off.
 
-        Attempts stop at ``settings.attempts`` or when the overall deadline
-        (every attempt's timeout plus back-off) has passed.
+        Connection errors, timeouts, 429 and 5xx are retried until
+        ``settings.attempts`` or the request's overall deadline (every
+        attempt's timeout plus back-off, from its first send) runs out.
+        """
+        with self._stats_lock:
+            self.requests += 1
+        if isinstance(outcome, Response) and outcome.status not in RETRYABLE_STATUSES:
+            return outcome
+        error = (
+            outcome if isinstance(outcome, IMDSError) else IMDSHTTPError(job.path, outcome.status)
+        )
+        attempts, timeout = self.settings.attempts, self.settings.timeout
+        attempt = job.tries + 1
+        resend_at = time.monotonic() + _backoff(attempt)
+        if attempt >= attempts or resend_at >= job.key.started + attempts * (timeout + BACKOFF_CAP):
+            return error
+        log.debug(
+            "retrying %s %s after %s (attempt %d/%d)",
+            job.method,
+            job.path,
+            type(error).__name__,
+            attempt,
+            attempts,
+        )
+        return Job(job.key, job.method, job.path, job.headers, resend_at, attempt)
+
+    def _send(self, method: str, path: str, headers: Dict[str, str]) -> Response:
+        """One request, retried as ``_classify`` says; raises its final error."""
+        if self.settings.disabled:
+            raise MetadataDisabledError()
+        results: List[Union[Response, IMDSError]] = []
+
+        def on_done(job: Job, outcome: Outcome) -> Iterable[Job]:
+            result = self._classify(job, outcome)
+            if isinstance(result, Job):
+                return [result]
+            results.append(result)
+            return []
+
+        first = Job(_Key(path, time.monotonic()), method, path, headers)
+        self.transport.exchange([first], self.settings.timeout, 1, on_done)
+        if isinstance(results[0], IMDSError):
+            raise results[0]
+        return results[0]
+
+    def fetch(self, paths: Iterable[str], follow: Optional[Follow] = None) -> Dict[str, Body]:
+        """Read many paths under ``/latest/`` in one pipelined pass.
+
+        Up to ``settings.max_concurrency`` requests are in flight, over
+        kept-alive connections, with one token. ``follow(path, body)`` runs as
+        each answer arrives (body ``None`` for 404) and names further paths to
+        read, so dependent reads (a listing, then its entries) start at once.
+        Returns every path's body, ``None`` if absent, or the ``IMDSError`` that
+        kept it from being read. A 401 renews the token and retries once.
+        Token errors are raised: without a token nothing can be read.
         """
         if self.settings.disabled:
             raise MetadataDisabledError()
-        attempts = self.settings.attempts
-        timeout = self.settings.timeout
-        deadline = time.monotonic() + attempts * (timeout + BACKOFF_CAP)
-        attempt = 0
-        while True:
-            attempt += 1
-            with self._stats_lock:
-                self.requests += 1
-            error: Optional[IMDSError] = None
-            try:
-                response = self.transport.request(method, path, headers, timeout)
-            except IMDSUnavailableError as exc:
-                error = exc
-            else:
-                if response.status not in RETRYABLE_STATUSES:
-                    return response
-                error = IMDSHTTPError(path, response.status)
-            pause = _backoff(attempt)
-            if attempt >= attempts or time.monotonic() + pause >= deadline:
-                raise error
-            log.debug(
-                "retrying %s %s after %s (attempt %d/%d)",
-                method,
-                path,
-                type(error).__name__,
-                attempt,
-                attempts,
-            )
-            time.sleep(pause)
+        headers, _ = self._token_headers()
+        outcomes: Dict[str, Body] = {}
+        queued: Set[str] = set()
+
+        def jobs_for(new_paths: Iterable[str]) -> Iterator[Job]:
+            for path in new_paths:
+                if path not in queued:
+                    queued.add(path)
+                    yield Job(_Key(path, time.monotonic()), "GET", "/latest/" + path, headers)
+
+        def on_done(job: Job, outcome: Outcome) -> Iterable[Job]:
+            result = self._classify(job, outcome)
+            key: _Key = job.key
+            if isinstance(result, Job):
+                return [result]
+            if isinstance(result, IMDSError):
+                outcomes[key.path] = result
+                return []
+            if result.status == 401 and not key.renewed and TOKEN_HEADER in job.headers:
+                log.debug("IMDS answered 401 for %s; renewing the token", job.path)
+                self.tokens.invalidate(job.headers[TOKEN_HEADER])
+                try:
+                    fresh, _ = self._token_headers()
+                except IMDSError as exc:
+                    outcomes[key.path] = exc
+                    return []
+                return [Job(_Key(key.path, key.started, True), "GET", job.path, fresh)]
+            if result.status not in (200, 404):
+                outcomes[key.path] = IMDSHTTPError(job.path, result.status)
+                return []
+            body = result.body if result.status == 200 else None
+            outcomes[key.path] = body
+            return jobs_for(follow(key.path, body)) if follow is not None else ()
+
+        self.transport.exchange(
+            jobs_for(paths), self.settings.timeout, self.settings.max_concurrency, on_done
+        )
+        return outcomes
 
     def get(self, path: str) -> Optional[bytes]:
-        """The body at ``/latest/<path>``; ``None`` if absent (404).
-
-        A 401 (expired or unknown token) renews the token and retries once.
-        """
-        url_path = "/latest/" + path
-        for renewed in (False, True):
-            headers, token = self._token_headers()
-            response = self._send("GET", url_path, headers)
-            if response.status == 200:
-                return response.body
-            if response.status == 404:
-                return None
-            if response.status == 401 and not renewed and token is not None:
-                log.debug("IMDS answered 401 for %s; renewing the token", url_path)
-                self.tokens.invalidate(token)
-                continue
-            raise IMDSHTTPError(url_path, response.status)
-        raise AssertionError("unreachable")  # pragma: no cover
+        """The body at ``/latest/<path>``; ``None`` if absent (404); raises if it failed."""
+        outcome = self.fetch([path])[path]
+        if isinstance(outcome, IMDSError):
+            raise outcome
+        return outcome
 
     def get_text(self, path: str) -> Optional[str]:
         """``get`` decoded as UTF-8 (undecodable bytes replaced)."""
@@ -256,26 +349,15 @@ class IMDSClient:
         return None if body is None else body.decode("utf-8", "replace")
 
     def get_many(self, paths: Iterable[str]) -> Dict[str, Optional[bytes]]:
-        """Read several paths concurrently (``settings.max_concurrency`` in flight).
-
-        Raises the first error met, after every request has finished.
-        """
-        unique = list(dict.fromkeys(paths))
-        if len(unique) <= 1 or self.settings.max_concurrency == 1:
-            return {path: self.get(path) for path in unique}
-        self.prime_token()
-        from concurrent.futures import ThreadPoolExecutor
-
-        workers = min(self.settings.max_concurrency, len(unique))
-        with ThreadPoolExecutor(workers, thread_name_prefix="imds") as pool:
-            futures = [(path, pool.submit(self.get, path)) for path in unique]
-        results: Dict[str, Optional[bytes]] = {}
-        for path, future in futures:
-            results[path] = future.result()
-        return results
+        """``fetch`` for callers that want a failure raised (the first, in path order)."""
+        outcomes = self.fetch(paths)
+        for outcome in outcomes.values():
+            if isinstance(outcome, IMDSError):
+                raise outcome
+        return outcomes  # type: ignore[return-value]
 
     def prime_token(self) -> None:
-        """Fetch the token now, so threads fanning out next share it."""
+        """Fetch the token now (or confirm the IMDSv1 fallback), ahead of reads."""
         self._token_headers()
 
     def clear_token(self) -> None:

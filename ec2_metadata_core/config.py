@@ -19,9 +19,10 @@ DEFAULT_TIMEOUT = 1.0
 # botocore defaults to one attempt; IMDS drops packets when throttled and AWS
 # asks clients to retry, so we try three times unless told otherwise.
 DEFAULT_ATTEMPTS = 3
-# IMDS allows 1024 packets per second per interface; eight requests in flight
-# keeps a full gather well under that while hiding round-trip latency.
-DEFAULT_MAX_CONCURRENCY = 8
+# IMDS allows 1024 packets per second per interface. A full gather is about
+# a hundred requests (some 500 packets) whatever the concurrency, so sixteen
+# in flight hides round trips without nearing the limit.
+DEFAULT_MAX_CONCURRENCY = 16
 
 # setting name -> (environment variable, shared-config key)
 _SOURCES = {
@@ -92,10 +93,21 @@ def _parse_number(name: str, value: Any, kind: type, low: float, high: float) ->
 
 
 def _parse_endpoint(name: str, value: str) -> str:
+    from urllib.parse import urlsplit
+
     text = str(value).strip().rstrip("/")
-    if not (text.startswith("http://") or text.startswith("https://")) or len(text) <= 8:
+    try:
+        parts = urlsplit(text)
+        # .port raises ValueError for a port that is not a number in 0..65535
+        port_ok = parts.port is None or parts.port > 0
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and port_ok
+        # The client adds /latest/...: a path, query or fragment here is a mistake.
+        valid = valid and not (parts.path or parts.query or parts.fragment)
+    except ValueError:
+        valid = False
+    if not valid:
         raise ConfigError(
-            "{} must be a URL such as http://169.254.169.254, not {!r}".format(name, value)
+            "{} must be a base URL such as http://169.254.169.254, not {!r}".format(name, value)
         )
     return text
 
@@ -132,8 +144,10 @@ def resolve(
                 return config_key, shared[config_key]
         return key, None
 
+    # The SDKs let an endpoint beat a mode from any source; an explicit
+    # endpoint_mode argument still beats an endpoint from the environment.
     name, raw = pick("endpoint", endpoint)
-    if raw is not None:
+    if raw is not None and (endpoint is not None or endpoint_mode is None):
         resolved_endpoint = _parse_endpoint(name, raw)
     else:
         name, mode = pick("endpoint_mode", endpoint_mode)

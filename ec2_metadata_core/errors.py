@@ -28,7 +28,9 @@ class MetadataDisabledError(IMDSError):
     """IMDS calls are turned off by AWS_EC2_METADATA_DISABLED or ``disabled=True``."""
 
     def __init__(self) -> None:
-        super().__init__("instance metadata calls are disabled (AWS_EC2_METADATA_DISABLED=true)")
+        super().__init__(
+            "instance metadata calls are disabled (AWS_EC2_METADATA_DISABLED or disabled=True)"
+        )
 
 
 class IMDSUnavailableError(IMDSError):

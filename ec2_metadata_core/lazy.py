@@ -17,6 +17,7 @@ import threading
 from typing import Any, Callable, Dict, Generic, Iterator, Optional, Tuple, TypeVar, overload
 
 T = TypeVar("T")
+_MISSING: Any = object()
 
 
 class LazyObject:
@@ -68,11 +69,14 @@ class cached_property(Generic[T]):
             return self
         cache = obj.__dict__
         name = self.attrname
-        if name in cache:
-            return cache[name]
+        # get(), not `in` then [], so a concurrent del cannot raise KeyError here
+        value = cache.get(name, _MISSING)
+        if value is not _MISSING:
+            return value
         with obj._lock_for(name):
-            if name in cache:
-                return cache[name]
+            value = cache.get(name, _MISSING)
+            if value is not _MISSING:
+                return value
             value = self.func(obj)
             cache[name] = value
             return value

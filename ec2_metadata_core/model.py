@@ -434,8 +434,16 @@ class EC2Metadata(LazyObject):
         roles = self.iam_role_names
         if not roles:
             return None
-        path = "meta-data/iam/security-credentials/" + quote(roles[0], safe="")
+        path = self.role_credentials_path(roles[0])
         return parse.optional_json_object(path, self._read(path))  # type: ignore[return-value]
+
+    @staticmethod
+    def role_credentials_path(role: str) -> str:
+        return "meta-data/iam/security-credentials/" + quote(role, safe="")
+
+    @staticmethod
+    def block_device_path(name: str) -> str:
+        return "meta-data/block-device-mapping/" + quote(name, safe="")
 
     @cached_property
     def block_device_mapping(self) -> Dict[str, str]:
@@ -443,8 +451,7 @@ class EC2Metadata(LazyObject):
         return {
             name: parse.text(path, self._read(path))
             for name, path in (
-                (name, "meta-data/block-device-mapping/" + quote(name, safe=""))
-                for name in self.block_device_mapping_names
+                (name, self.block_device_path(name)) for name in self.block_device_mapping_names
             )
         }
 

@@ -15,10 +15,9 @@ plan missed is still fetched on demand, so the plan is only a speed-up.
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
-from concurrent.futures import Executor, ThreadPoolExecutor
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
-from urllib.parse import quote
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
 from . import parse
 from .client import IMDSClient
@@ -71,121 +70,156 @@ def snapshot_keys(include_secrets: bool = False, include_user_data: bool = False
     return sorted(names)
 
 
-class _Memo:
-    """Bodies fetched ahead of reading; misses fall through to the client."""
+class _NotYet(Exception):
+    """Internal: planning read a path whose body has not arrived."""
 
-    def __init__(self, client: IMDSClient, pool: Executor) -> None:
-        self._client = client
-        self._pool = pool
-        self._outcomes: Dict[str, Outcome] = {}
-        self.misses: List[str] = []
 
-    def _fetch(self, path: str) -> Outcome:
+class _Planner:
+    """Decides, as each body arrives, which paths the snapshot will read next.
+
+    Planning reads the model itself (the same ``view`` the values come from),
+    so the paths come from the one place that defines them. A planning read
+    that fails only stops planning; the error resurfaces when the value is read.
+    """
+
+    def __init__(self, view: EC2Metadata, keys: Sequence[str], discover: bool) -> None:
+        self.view = view
+        self.keys = set(keys)
+        self.discover = discover
+        self.arrived: Dict[str, Optional[bytes]] = {}
+        self.unknown: List[str] = []
+        self._first: List[str] = []
+        self._steps: Dict[str, Callable[[], Iterable[str]]] = {}
+        view._reader = self._read
+
+    def _read(self, path: str) -> Optional[bytes]:
+        if path not in self.arrived:
+            raise _NotYet(path)
+        return self.arrived[path]
+
+    def first(self) -> List[str]:
+        keys, view = self.keys, self.view
+        paths = [item for name, item in leaves(EC2Metadata) if name in keys]
+        steps = self._steps
+        if "network_interfaces" in keys:
+            steps["meta-data/network/interfaces/macs/"] = self._interfaces
+        if "tags" in keys:
+            steps[InstanceTags.LISTING] = lambda: [InstanceTags.path(n) for n in view.tags]
+        if "public_keys" in keys:
+            steps["meta-data/public-keys/"] = lambda: [
+                key._path(item)
+                for key in view.public_keys.values()
+                for _, item in leaves(PublicKey)
+            ]
+        if "block_device_mapping" in keys:
+            steps["meta-data/block-device-mapping/"] = lambda: [
+                view.block_device_path(name) for name in view.block_device_mapping_names
+            ]
+        if "iam_security_credentials" in keys:
+            steps["meta-data/iam/security-credentials/"] = lambda: [
+                view.role_credentials_path(role) for role in view.iam_role_names[:1]
+            ]
+        if self.discover:
+            steps["meta-data/"] = self._discover
+        derived = {
+            "dynamic/instance-identity/document": {"region", "account_id"},
+            "meta-data/iam/info": {
+                "instance_profile_arn",
+                "instance_profile_id",
+                "instance_profile_name",
+            },
+            "meta-data/iam/security-credentials/": {"iam_security_credentials"},
+        }
+        paths.extend(path for path, names in derived.items() if names & keys)
+        paths.extend(steps)
+        self._first = paths
+        return paths
+
+    def _interfaces(self) -> List[str]:
+        paths: List[str] = []
+        # public-ipv4s first: the IPv4 associations wait on it.
+        items = sorted(
+            (item for _, item in leaves(NetworkInterface)), key=lambda i: i != "public-ipv4s"
+        )
+        for nic in self.view.network_interfaces.values():
+            paths.extend(nic._path(item) for item in items)
+            self._steps[nic._path("public-ipv4s")] = functools.partial(self._associations, nic)
+        return paths
+
+    @staticmethod
+    def _associations(nic: NetworkInterface) -> List[str]:
+        return [nic._path(NetworkInterface.association_item(ip)) for ip in nic.public_ipv4s]
+
+    def _discover(self) -> List[str]:
+        # Discovery runs for full snapshots only, whose first paths touch every
+        # category the model knows.
+        known = {path.split("/")[1] for path in self._first if path.startswith("meta-data/")}
+        self.unknown = [
+            entry
+            for entry in parse.lines("meta-data/", self.arrived["meta-data/"])
+            if entry.rstrip("/") not in known
+        ]
+        return self._unknown_paths("meta-data/", self.unknown)
+
+    def _unknown_paths(self, base: str, entries: List[str]) -> List[str]:
+        paths = []
+        for entry in entries:
+            path = base + entry
+            if entry.endswith("/"):
+                self._steps[path] = functools.partial(self._unknown_listing, path)
+            paths.append(path)
+        return paths
+
+    def _unknown_listing(self, path: str) -> List[str]:
+        return self._unknown_paths(path, parse.lines(path, self.arrived[path]))
+
+    def follow(self, path: str, body: Optional[bytes]) -> List[str]:
+        """Paths to fetch now that ``path`` answered ``body`` (None for 404)."""
+        self.arrived[path] = body
+        step = self._steps.pop(path, None)
+        if step is None:
+            return []
         try:
-            return self._client.get(path)
-        except IMDSError as exc:
-            return exc
+            return list(step())
+        except (IMDSError, _NotYet):
+            return []
 
-    def prefetch(self, paths: Iterable[str]) -> None:
-        wanted = [p for p in dict.fromkeys(paths) if p not in self._outcomes]
-        for path, outcome in zip(wanted, self._pool.map(self._fetch, wanted)):
-            self._outcomes[path] = outcome
+
+class _Memo:
+    """The gathered bodies; a path the plan missed is fetched on demand."""
+
+    def __init__(self, client: IMDSClient, outcomes: Dict[str, Outcome]) -> None:
+        self._client = client
+        self._outcomes = outcomes
+        self.misses: List[str] = []
 
     def bodies(self) -> Dict[str, Optional[bytes]]:
         """Every path read successfully, with its body (None for 404)."""
         return {p: o for p, o in self._outcomes.items() if not isinstance(o, IMDSError)}
 
     def read(self, path: str) -> Optional[bytes]:
-        """Called on the gathering thread only; prefetch fills in between reads."""
         if path in self._outcomes:
             outcome = self._outcomes[path]
         else:
             self.misses.append(path)
-            outcome = self._outcomes[path] = self._fetch(path)
+            try:
+                outcome = self._client.get(path)
+            except IMDSError as exc:
+                outcome = exc
+            self._outcomes[path] = outcome
         if isinstance(outcome, IMDSError):
             raise outcome
         return outcome
 
 
-def _quiet(fn: Callable[[], Any], default: Any) -> Any:
-    """``fn()`` for planning only: an error here resurfaces when the value is read."""
-    try:
-        return fn()
-    except IMDSError:
-        return default
-
-
-def _plan_first(keys: Sequence[str]) -> List[str]:
-    paths = [item for name, item in leaves(EC2Metadata) if name in keys]
-    if "network_interfaces" in keys:
-        paths.append("meta-data/network/interfaces/macs/")
-    if "tags" in keys:
-        paths.append(InstanceTags.LISTING)
-    if "public_keys" in keys:
-        paths.append("meta-data/public-keys/")
-    if "block_device_mapping" in keys:
-        paths.append("meta-data/block-device-mapping/")
-    if "iam_security_credentials" in keys or "iam_role_names" in keys:
-        paths.append("meta-data/iam/security-credentials/")
-    if {"region", "account_id"} & set(keys):
-        paths.append("dynamic/instance-identity/document")
-    if {"instance_profile_arn", "instance_profile_id", "instance_profile_name"} & set(keys):
-        paths.append("meta-data/iam/info")
-    return paths
-
-
-def _plan_second(view: EC2Metadata, keys: Sequence[str]) -> List[str]:
-    paths: List[str] = []
-    if "network_interfaces" in keys:
-        for nic in _quiet(lambda: view.network_interfaces, {}).values():
-            paths.extend(nic._path(item) for _, item in leaves(NetworkInterface))
-    if "tags" in keys:
-        paths.extend(InstanceTags.path(name) for name in _quiet(lambda: view.tags, {}))
-    if "public_keys" in keys:
-        for key in _quiet(lambda: view.public_keys, {}).values():
-            paths.extend(key._path(item) for _, item in leaves(PublicKey))
-    if "block_device_mapping" in keys:
-        names = _quiet(lambda: view.block_device_mapping_names, [])
-        paths.extend("meta-data/block-device-mapping/" + quote(n, safe="") for n in names)
-    if "iam_security_credentials" in keys:
-        roles = _quiet(lambda: view.iam_role_names, [])
-        if roles:
-            paths.append("meta-data/iam/security-credentials/" + quote(roles[0], safe=""))
-    return paths
-
-
-def _plan_third(view: EC2Metadata, keys: Sequence[str]) -> List[str]:
-    paths: List[str] = []
-    if "network_interfaces" in keys:
-        for nic in _quiet(lambda: view.network_interfaces, {}).values():
-            public_ips: List[str] = _quiet(lambda: nic.public_ipv4s, [])  # noqa: B023
-            paths.extend(nic._path(NetworkInterface.association_item(ip)) for ip in public_ips)
-    return paths
-
-
-def _known_categories() -> Set[str]:
-    """First path segments under meta-data/ that the model reads."""
-    every = _plan_first(snapshot_keys(True, True))
-    return {p.split("/")[1] for p in every if p.startswith("meta-data/") and p.count("/") >= 1}
-
-
-def _walk_unknown(memo: _Memo, entries: List[str], base: str) -> Dict[str, JSON]:
-    """Read categories the model does not know yet, level by level."""
+def _unknown_tree(memo: _Memo, base: str, entries: List[str]) -> Dict[str, JSON]:
     tree: Dict[str, JSON] = {}
-    pending = [(tree, base, entry) for entry in entries]
-    while pending:
-        memo.prefetch(base_path + entry for _, base_path, entry in pending)
-        next_round: List[Tuple[Dict[str, JSON], str, str]] = []
-        for node, base_path, entry in pending:
-            path = base_path + entry
-            key = entry.rstrip("/")
-            if entry.endswith("/"):
-                child: Dict[str, JSON] = {}
-                node[key] = child
-                next_round.extend((child, path, sub) for sub in parse.lines(path, memo.read(path)))
-            else:
-                node[key] = parse.optional_text(path, memo.read(path))
-        pending = next_round
+    for entry in entries:
+        path = base + entry
+        if entry.endswith("/"):
+            tree[entry.rstrip("/")] = _unknown_tree(memo, path, parse.lines(path, memo.read(path)))
+        else:
+            tree[entry] = parse.optional_text(path, memo.read(path))
     return tree
 
 
@@ -268,29 +302,16 @@ def snapshot(
         unknown = [k for k in wanted if k not in available]
         if unknown:
             raise KeyError(unknown[0])
+    discover = keys is None
     view = EC2Metadata(client=client)
-    with ThreadPoolExecutor(client.settings.max_concurrency, thread_name_prefix="imds") as pool:
-        memo = _Memo(client, pool)
-        view._reader = memo.read
-        client.prime_token()
-        first = _plan_first(wanted)
-        discover = keys is None
-        if discover:
-            first.append("meta-data/")
-        memo.prefetch(first)
-        memo.prefetch(_plan_second(view, wanted))
-        memo.prefetch(_plan_third(view, wanted))
-        result = {name: _value(view, name) for name in wanted}
-        if discover:
-            known = _known_categories()
-            extra = [
-                e
-                for e in parse.lines("meta-data/", memo.read("meta-data/"))
-                if e.rstrip("/") not in known
-            ]
-            for name, value in _walk_unknown(memo, extra, "meta-data/").items():
-                key = name.replace("-", "_").lower()
-                result[_UNKNOWN_PREFIX + key if key in result else key] = value
+    planner = _Planner(view, wanted, discover)
+    memo = _Memo(client, client.fetch(planner.first(), follow=planner.follow))
+    view._reader = memo.read
+    result = {name: _value(view, name) for name in wanted}
+    if discover:
+        for name, value in _unknown_tree(memo, "meta-data/", planner.unknown).items():
+            key = name.replace("-", "_").lower()
+            result[_UNKNOWN_PREFIX + key if key in result else key] = value
     if stats is not None:
         stats["misses"] = list(memo.misses)
     if raw is not None:

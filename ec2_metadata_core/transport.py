@@ -1,43 +1,53 @@
-"""HTTP transports: move one request, know nothing of tokens or retries.
+"""HTTP transports: move requests, know nothing of tokens or retries.
 
 ``StdlibTransport`` is the default: standard library only (it runs inside an
-Ansible module payload and in Salt minions) and keeps one kept-alive
-connection in a small pool. ``RequestsTransport`` wraps a caller's
-``requests.Session`` so the seed's ``EC2Metadata(session=...)`` keeps working
-and ``responses`` can stand in for IMDS in unit tests.
+Ansible module payload and in Salt minions), built on ``wire``: kept-alive
+sockets and many requests in flight from one thread. ``RequestsTransport``
+wraps a caller's ``requests.Session`` so the seed's ``EC2Metadata(session=...)``
+keeps working and ``responses`` can stand in for IMDS in unit tests; it sends
+one request at a time.
 """
 
 from __future__ import annotations
 
-import threading
-from typing import TYPE_CHECKING, Any, Dict, NamedTuple
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any, Deque, Dict, Iterable
 
-from .errors import IMDSTimeoutError, IMDSUnavailableError
+from . import wire
+from .errors import IMDSError, IMDSTimeoutError, IMDSUnavailableError
+from .wire import Job, OnDone, Response
 
 if TYPE_CHECKING:  # pragma: no cover
-    import http.client
-
     import requests
 
-
-# Idle kept-alive connections held for reuse; more than the default
-# concurrency so a full gather never reconnects.
-MAX_IDLE_CONNECTIONS = 16
-
-
-class Response(NamedTuple):
-    status: int
-    headers: Dict[str, str]  # lower-cased names
-    body: bytes
+__all__ = ["Job", "RequestsTransport", "Response", "StdlibTransport", "Transport"]
 
 
 class Transport:
-    """Sends one HTTP request to ``base_url + path``; raises only our errors."""
+    """Sends HTTP requests to ``base_url + path``; raises only our errors."""
 
     def request(
         self, method: str, path: str, headers: Dict[str, str], timeout: float
     ) -> Response:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def exchange(self, jobs: Iterable[Job], timeout: float, limit: int, on_done: OnDone) -> None:
+        """Run ``jobs``; ``on_done`` sees each outcome and may queue more (see ``wire``).
+
+        This default sends one request at a time; ``limit`` is a ceiling, not a promise.
+        """
+        queue: Deque[Job] = deque(jobs)
+        while queue:
+            job = queue.popleft()
+            pause = job.not_before - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            try:
+                outcome: wire.Outcome = self.request(job.method, job.path, job.headers, timeout)
+            except IMDSError as exc:
+                outcome = exc
+            queue.extend(on_done(job, outcome))
 
     def close(self) -> None:
         """Drop pooled connections (they are re-opened on demand)."""
@@ -50,87 +60,32 @@ class StdlibTransport(Transport):
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("not an http(s) URL: {!r}".format(base_url))
-        self._https = parts.scheme == "https"
-        self._host = parts.hostname
-        self._port = parts.port or (443 if self._https else 80)
-        self._prefix = parts.path.rstrip("/")
-        self._idle: list[http.client.HTTPConnection] = []
-        self._lock = threading.Lock()
+        https = parts.scheme == "https"
+        self.pool = wire.Pool(parts.hostname, parts.port or (443 if https else 80), https)
 
     def __repr__(self) -> str:
-        return "StdlibTransport({}://{}:{})".format(
-            "https" if self._https else "http", self._host, self._port
+        return "StdlibTransport({}://{})".format(
+            "https" if self.pool.https else "http", self.pool.host_header
         )
 
-    def _acquire(self, timeout: float) -> http.client.HTTPConnection:
-        with self._lock:
-            conn = self._idle.pop() if self._idle else None
-        if conn is None:
-            import http.client
-
-            cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-            conn = cls(self._host, self._port, timeout=timeout)
-        conn.timeout = timeout
-        if conn.sock is not None:
-            conn.sock.settimeout(timeout)
-        return conn
-
-    def _release(self, conn: http.client.HTTPConnection) -> None:
-        with self._lock:
-            if len(self._idle) < MAX_IDLE_CONNECTIONS:
-                self._idle.append(conn)
-                return
-        conn.close()
-
     def request(self, method: str, path: str, headers: Dict[str, str], timeout: float) -> Response:
-        import http.client
-        import socket
+        result = []
 
-        # A kept-alive connection the server has since closed fails on first
-        # use; one silent reconnect is not a retry of the request's fate.
-        for reuse in (True, False):
-            conn = self._acquire(timeout)
-            fresh = conn.sock is None
-            try:
-                conn.request(method, self._prefix + path, headers=headers)
-                raw = conn.getresponse()
-                body = raw.read()
-            except socket.timeout:
-                conn.close()
-                raise IMDSTimeoutError(
-                    "no answer from IMDS at {}:{} within {:g}s ({} {})".format(
-                        self._host, self._port, timeout, method, path
-                    )
-                ) from None
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
-                conn.close()
-                if reuse and not fresh:
-                    self.close()  # its idle siblings are as stale as it was
-                    continue
-                raise IMDSUnavailableError(
-                    "IMDS at {}:{} closed the connection ({} {}): {}".format(
-                        self._host, self._port, method, path, type(exc).__name__
-                    )
-                ) from None
-            except (OSError, http.client.HTTPException) as exc:
-                conn.close()
-                raise IMDSUnavailableError(
-                    "cannot reach IMDS at {}:{} ({} {}): {}".format(
-                        self._host, self._port, method, path, _describe(exc)
-                    )
-                ) from None
-            if raw.will_close:
-                conn.close()
-            else:
-                self._release(conn)
-            return Response(raw.status, {k.lower(): v for k, v in raw.getheaders()}, body)
-        raise AssertionError("unreachable")  # pragma: no cover
+        def keep(job: Job, outcome: wire.Outcome) -> Iterable[Job]:
+            result.append(outcome)
+            return ()
+
+        self.exchange([Job(None, method, path, headers)], timeout, 1, keep)
+        outcome = result[0]
+        if isinstance(outcome, IMDSError):
+            raise outcome
+        return outcome
+
+    def exchange(self, jobs: Iterable[Job], timeout: float, limit: int, on_done: OnDone) -> None:
+        wire.exchange(self.pool, jobs, timeout, limit, on_done)
 
     def close(self) -> None:
-        with self._lock:
-            conns, self._idle = self._idle, []
-        for conn in conns:
-            conn.close()
+        self.pool.close()
 
 
 class RequestsTransport(Transport):
@@ -169,7 +124,7 @@ class RequestsTransport(Transport):
         )
 
     def close(self) -> None:
-        self.session.close()
+        """Leave the session open: it is the caller's, and may serve other code."""
 
 
 def _describe(exc: Any) -> str:
