@@ -37,13 +37,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog=PROG,
-        description="Read EC2 instance metadata (IMDSv2) for people, scripts and templates.",
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    conn = parser.add_argument_group("connection (default: the AWS SDK settings)")
+    common = argparse.ArgumentParser(add_help=False)
+    conn = common.add_argument_group("connection (default: the AWS SDK settings)")
     conn.add_argument("--endpoint", metavar="URL", help="IMDS base URL, e.g. http://127.0.0.1:1338")
     conn.add_argument(
         "--ipv6",
@@ -60,10 +55,17 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="fall back to IMDSv1 if the token request is refused (off by default)",
     )
+    parser = _Parser(
+        prog=PROG,
+        description="Read EC2 instance metadata (IMDSv2) for people, scripts and templates.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     dump = commands.add_parser(
         "dump",
+        parents=[common],
         help="print the whole instance (the snapshot)",
         description="Print every metadata category as one document. Secrets (IAM and "
         "identity credentials) and user data are left out unless asked for.",
@@ -90,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
 
     get = commands.add_parser(
         "get",
+        parents=[common],
         help="print one value",
         description="Print one value: an attribute name (snake or kebab case, e.g. "
         "region, public-ipv4) or a dotted path into the snapshot (tags.Name, "
@@ -186,15 +189,27 @@ def _get(metadata: EC2Metadata, args: argparse.Namespace) -> int:
         include_secrets=key in SECRET_KEYS,
         include_user_data=key == USER_DATA_KEY,
     )
-    value: Any = data[key]
-    for part in rest.split(".") if rest else []:
-        if not isinstance(value, dict) or part not in value:
-            return _absent(args.name)
-        value = value[part]
+    value = _walk(data[key], rest)
     if value is None:
         return _absent(args.name)
     sys.stdout.write(_render(value) + end)
     return 0
+
+
+def _walk(value: Any, rest: str) -> Any:
+    """Follow a dotted path; keys may hold dots themselves (tag ``cost.center``)."""
+    while rest:
+        if not isinstance(value, dict):
+            return None
+        # The longest run of dotted parts that is a key wins.
+        cuts = [len(rest)] + [i for i in range(len(rest) - 1, 0, -1) if rest[i] == "."]
+        for cut in cuts:
+            if rest[:cut] in value:
+                value, rest = value[rest[:cut]], rest[cut + 1 :]
+                break
+        else:
+            return None
+    return value
 
 
 def _absent(name: str) -> int:

@@ -72,15 +72,20 @@ def test_no_tag_lost_every_key_an_identifier_deterministic(tags: dict[str, str])
     tag_entries = {path[1]: value for path, value in flat.values() if path[0] == "tags"}
     assert tag_entries == tags
     assert flatten_with_paths(dict(reversed(list(snap.items())))) == flat
-    assert flatten_with_paths({"tags": dict(reversed(list(tags.items()))), "region": "eu-west-1"}) == flat
+    assert (
+        flatten_with_paths({"tags": dict(reversed(list(tags.items()))), "region": "eu-west-1"})
+        == flat
+    )
 
 
 @settings(max_examples=100, deadline=None)
 @given(tags=st.dictionaries(TAG_KEY, st.text(st.characters(exclude_characters="\0")), max_size=6))
 def test_env_lines_are_shell_safe(tags: dict[str, str]) -> None:
     flat = flatten({"tags": tags, "security_groups": ["a b", "c'd"], "public_ipv4": None})
-    script = to_env(flat, prefix="ec2_") + '\nprintf "%s\\0" ' + " ".join(
-        '"$ec2_{}"'.format(key) for key in flat
+    script = (
+        to_env(flat, prefix="ec2_")
+        + '\nprintf "%s\\0" '
+        + " ".join('"$ec2_{}"'.format(key) for key in flat)
     )
     out = subprocess.run(["sh", "-c", script], capture_output=True, check=True).stdout
     expected = []
@@ -92,4 +97,3 @@ def test_env_lines_are_shell_safe(tags: dict[str, str]) -> None:
         else:
             expected.append(value)
     assert out.decode("utf-8").split("\0")[:-1] == expected
-

@@ -57,9 +57,7 @@ def test_values_read_like_the_instance(sim: Simulator) -> None:
     assert snap["instance_type"] == META["instance-type"]
     assert snap["ami_launch_index"] == int(META["ami-launch-index"])
     assert snap["kernel_id"] is None  # absent on this instance: null, not "None"
-    assert snap["tags"] == {
-        key: value for key, value in META["tags"]["instance"].items()
-    }
+    assert snap["tags"] == {key: value for key, value in META["tags"]["instance"].items()}
     assert snap["tags"]["aws:autoscaling:groupName"]
     assert snap["instance_profile_name"] != snap["iam_role_names"][0]
     macs = META["network"]["interfaces"]["macs"]
@@ -73,9 +71,7 @@ def test_values_read_like_the_instance(sim: Simulator) -> None:
         ip: [private] if isinstance(private, str) else private
         for ip, private in macs[snap["mac"]]["ipv4-associations"].items()
     }
-    assert set(snap["public_keys"]) == {
-        entry.split("=", 1)[1] for entry in META["public-keys"]
-    }
+    assert set(snap["public_keys"]) == {entry.split("=", 1)[1] for entry in META["public-keys"]}
     assert set(snap["block_device_mapping"]) == set(META["block-device-mapping"])
     assert snap["events_maintenance_scheduled"][0]["Code"] == "system-reboot"
 
@@ -115,9 +111,15 @@ def test_user_data_text_gzip_and_binary(sim: Simulator) -> None:
     assert snap["user_data"]["encoding"] == "text"
     assert "simulator-user-data-secret" in snap["user_data"]["content"]
 
-    sim.set("user-data", {"$base64": base64.b64encode(gzip.compress(b"#!/bin/sh\necho hi\n")).decode()})
+    sim.set(
+        "user-data", {"$base64": base64.b64encode(gzip.compress(b"#!/bin/sh\necho hi\n")).decode()}
+    )
     snap = snapshot(metadata(sim), include_user_data=True)
-    assert snap["user_data"] == {"encoding": "text", "compression": "gzip", "content": "#!/bin/sh\necho hi\n"}
+    assert snap["user_data"] == {
+        "encoding": "text",
+        "compression": "gzip",
+        "content": "#!/bin/sh\necho hi\n",
+    }
 
     raw = bytes(range(256))
     sim.set("user-data", {"$base64": base64.b64encode(raw).decode()})
@@ -136,7 +138,10 @@ def test_tags_off_is_null_not_empty(sim: Simulator) -> None:
 
 def test_spot_notice_and_volatile_values(sim: Simulator) -> None:
     assert snapshot(metadata(sim))["spot_instance_action"] is None
-    sim.set("meta-data/spot/instance-action", {"$json": {"action": "terminate", "time": "2026-11-26T12:00:00Z"}})
+    sim.set(
+        "meta-data/spot/instance-action",
+        {"$json": {"action": "terminate", "time": "2026-11-26T12:00:00Z"}},
+    )
     snap = snapshot(metadata(sim))
     assert snap["spot_instance_action"] == {"action": "terminate", "time": "2026-11-26T12:00:00Z"}
 
