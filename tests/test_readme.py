@@ -1,0 +1,30 @@
+"""The README documents every key of the snapshot and of the flat export's rules."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ec2_metadata_core.lazy import leaves
+from ec2_metadata_core.model import NetworkInterface
+from ec2_metadata_core.snapshot import snapshot_keys
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+
+
+def table_keys(heading: str) -> list[str]:
+    """First-column keys of the first table after ``heading``."""
+    section = README.split(heading, 1)[1]
+    rows = re.findall(r"^\| `([a-z0-9_]+)` \|", section.split("\n\n|", 1)[1].split("\n\n")[0], re.M)
+    return rows
+
+
+def test_every_snapshot_key_is_in_the_readme_table() -> None:
+    assert table_keys("## The snapshot") == snapshot_keys(
+        include_secrets=True, include_user_data=True
+    )
+
+
+def test_every_interface_key_is_in_the_readme_table() -> None:
+    expected = sorted([name for name, _ in leaves(NetworkInterface)] + ["mac", "ipv4_associations"])
+    assert table_keys("Each entry of `network_interfaces`:") == expected
