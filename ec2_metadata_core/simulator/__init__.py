@@ -1,0 +1,39 @@
+"""IMDSv2 simulator: a local instance metadata service for tests and demos off EC2.
+
+Exports load lazily so the pytest plugin (imported in every pytest run of every
+user who installs the package) does not pull in ``http.server``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any, Dict, List
+
+if TYPE_CHECKING:
+    from .cli import main
+    from .instance import DEFAULT_INSTANCE_PATH, load_instance
+    from .server import Fault, Simulator, Stats
+
+__all__ = ["DEFAULT_INSTANCE_PATH", "Fault", "Simulator", "Stats", "load_instance", "main"]
+
+_HOMES: Dict[str, str] = {
+    "DEFAULT_INSTANCE_PATH": "instance",
+    "Fault": "server",
+    "Simulator": "server",
+    "Stats": "server",
+    "load_instance": "instance",
+    "main": "cli",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,159 @@
+"""``ec2-metadata-core simulate``: run the IMDS simulator in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+import time
+from types import FrameType
+from typing import Any, Callable, Dict, List, NoReturn, Optional, Sequence, Union
+
+PROG = "ec2-metadata-core simulate"
+_ENDPOINT_VAR = "AWS_EC2_METADATA_SERVICE_ENDPOINT"
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports bad options as one line (not usage + error) so scripts can show it."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(message)
+
+
+def _ranged(kind: Callable[[str], Any], low: float, high: float, what: str) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a valid {what}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{what} must be between {low:g} and {high:g}")
+        return value
+
+    return convert
+
+
+def _statuses(text: str) -> List[int]:
+    try:
+        codes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list") from None
+    if not codes or not all(100 <= c <= 599 for c in codes):
+        raise argparse.ArgumentTypeError("statuses must be HTTP status codes (100..599)")
+    return codes
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="Serve a simulated EC2 instance metadata service (IMDSv2) on loopback.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument(
+        "--port",
+        type=_ranged(int, 0, 65535, "port"),
+        default=1338,
+        help="port to bind, 0 for any free port (default 1338)",
+    )
+    parser.add_argument("--data", metavar="FILE", help="instance data file (default: bundled)")
+    parser.add_argument(
+        "--latency",
+        metavar="MS",
+        type=_ranged(float, 0, 600_000, "latency"),
+        default=0.0,
+        help="milliseconds added to every answer",
+    )
+    parser.add_argument(
+        "--token-ttl-cap",
+        metavar="S",
+        type=_ranged(int, 1, 21600, "TTL"),
+        help="grant tokens at most S seconds",
+    )
+    parser.add_argument("--no-tags", action="store_true", help="answer 404 under tags/")
+    parser.add_argument("--imdsv1", action="store_true", help="also serve token-less requests")
+    parser.add_argument(
+        "--error-rate",
+        metavar="F",
+        type=_ranged(float, 0, 1, "rate"),
+        default=0.0,
+        help="fraction of GETs answered with an error status",
+    )
+    parser.add_argument(
+        "--error-statuses",
+        metavar="CODES",
+        type=_statuses,
+        default=[500],
+        help="comma-separated statuses for --error-rate (default 500)",
+    )
+    parser.add_argument("--seed", type=int, help="random seed for --error-rate")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log requests to stderr")
+    return parser
+
+
+def _fail(message: str) -> int:
+    text = " ".join(str(message).split())
+    sys.stderr.write(f"{PROG}: error: {text}\n")
+    sys.stderr.flush()
+    return 2
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Serve until SIGINT/SIGTERM; 0 on a clean stop, 2 on bad input."""
+    from .server import Simulator  # keep `--help` and argument errors fast
+
+    try:
+        args = build_parser().parse_args(argv)
+    except _UsageError as exc:
+        return _fail(f"{exc} (see --help)")
+    except SystemExit as exc:  # --help
+        return exc.code if isinstance(exc.code, int) else 0
+
+    try:
+        sim = Simulator(
+            instance=args.data,
+            host=args.host,
+            port=args.port,
+            latency=args.latency / 1000.0,
+            token_ttl_cap=args.token_ttl_cap,
+            tags_enabled=not args.no_tags,
+            imdsv1=args.imdsv1,
+            error_rate=args.error_rate,
+            error_statuses=args.error_statuses,
+            seed=args.seed,
+            verbose=args.verbose,
+        )
+    except ValueError as exc:
+        return _fail(str(exc))
+    try:
+        sim.start()
+    except OSError as exc:
+        return _fail(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
+
+    stop_requested: List[int] = []
+
+    def on_signal(signum: int, frame: Optional[FrameType]) -> None:
+        stop_requested.append(signum)
+
+    previous: Dict[signal.Signals, Union[Callable[[int, Optional[FrameType]], Any], int, None]]
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError):  # not the main thread: rely on KeyboardInterrupt
+            previous[sig] = signal.signal(sig, on_signal)
+    try:
+        print(sim.url)
+        print(f"export {_ENDPOINT_VAR}={sim.url}")
+        sys.stdout.flush()
+        while not stop_requested:
+            time.sleep(0.1)  # a flag, not an Event: Event.set() in a handler can deadlock
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
