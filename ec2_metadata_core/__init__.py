@@ -9,8 +9,8 @@ load on use: Ansible and Salt start a Python process for every run.
 
 from __future__ import annotations
 
-from .client import IMDSClient
-from .config import Settings
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     ConfigError,
     IMDSError,
@@ -60,5 +60,23 @@ __all__ = [
     "ec2_metadata",
 ]
 
+if TYPE_CHECKING:  # pragma: no cover
+    from .client import IMDSClient
+    from .config import Settings
+
 ec2_metadata = EC2Metadata()
+
+
+def __getattr__(name: str) -> Any:
+    # The client loads on first use (see EC2Metadata.client): importing the
+    # package stays cheap for processes that start often (Ansible, Salt).
+    if name == "IMDSClient":
+        from .client import IMDSClient
+
+        return IMDSClient
+    if name == "Settings":
+        from .config import Settings
+
+        return Settings
+    raise AttributeError("module {!r} has no attribute {!r}".format(__name__, name))
 

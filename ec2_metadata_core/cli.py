@@ -37,7 +37,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     conn = common.add_argument_group("connection (default: the AWS SDK settings)")
     conn.add_argument("--endpoint", metavar="URL", help="IMDS base URL, e.g. http://127.0.0.1:1338")
     conn.add_argument(

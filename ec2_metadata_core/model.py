@@ -25,12 +25,13 @@ from typing import (
 from urllib.parse import quote
 
 from . import parse
-from .client import IMDSClient
 from .errors import MalformedResponseError, TagsNotEnabledError
 from .lazy import LazyObject, Leaf, UncachedLeaf, cached_property
 
 if TYPE_CHECKING:  # pragma: no cover
     import requests
+
+    from .client import IMDSClient
 
 Reader = Callable[[str], Optional[bytes]]
 
@@ -164,6 +165,10 @@ class EC2Metadata(LazyObject):
         if client is None:
             with self._lock_for("_client"):
                 if self._client is None:
+                    # Imported here: the transport pulls in socket and selectors,
+                    # which a program that never reads a value need not pay for.
+                    from .client import IMDSClient
+
                     self._client = IMDSClient(session=self._session, **self._options)
                 client = self._client
         return client
