@@ -1,0 +1,156 @@
+"""What the ``ec2`` grain module does: config -> probe -> snapshot -> grains.
+
+State kept per minion process (Salt re-imports the grain module on every
+refresh, but not this module): one ``IMDSClient`` per resolved setting, so its
+session token is reused across refreshes and renewed by the core on expiry or
+on a 401. Values are never kept: each refresh gathers afresh.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Dict, Mapping, Optional
+
+from ec2_metadata_core import config
+from ec2_metadata_core.client import NO_V2_STATUSES, IMDSClient
+from ec2_metadata_core.errors import ConfigError, IMDSError, IMDSUnavailableError, TokenError
+from ec2_metadata_core.flat import flatten
+from ec2_metadata_core.model import EC2Metadata
+
+from . import negative
+from .options import Options, from_minion_opts
+
+log = logging.getLogger(__name__)
+
+GRAIN = "ec2"
+TAGS_GRAIN = "ec2_tags"
+_TAGS = "tags"
+
+
+class _Endpoint:
+    """The client for one setting, and whether an IMDS has answered there."""
+
+    def __init__(self, settings: config.Settings) -> None:
+        self.client = IMDSClient(settings=settings)
+        self.confirmed = False
+
+
+_endpoints: Dict[config.Settings, _Endpoint] = {}
+_endpoints_lock = threading.Lock()
+
+
+def _endpoint_for(settings: config.Settings) -> _Endpoint:
+    with _endpoints_lock:
+        endpoint = _endpoints.get(settings)
+        if endpoint is None:
+            endpoint = _endpoints[settings] = _Endpoint(settings)
+        return endpoint
+
+
+def forget_clients() -> None:
+    """Drop the per-process clients and what they learnt (tests use this)."""
+    with _endpoints_lock:
+        endpoints = list(_endpoints.values())
+        _endpoints.clear()
+    for endpoint in endpoints:
+        endpoint.client.close()
+
+
+def probe(settings: config.Settings, timeout: float) -> Optional[str]:
+    """``None`` if an IMDS answers the token request; else why there is none.
+
+    One attempt with a short timeout. Any HTTP answer other than "no IMDSv2
+    here" counts as present: a struggling IMDS is for the full gather, with its
+    retries, to report.
+    """
+    client = IMDSClient(settings=settings._replace(timeout=timeout, attempts=1))
+    try:
+        client.prime_token()
+    except IMDSUnavailableError as exc:  # refused, reset, silent (incl. token timeout)
+        return str(exc)
+    except TokenError as exc:
+        if exc.status in NO_V2_STATUSES:
+            return str(exc)
+    finally:
+        client.close()
+    return None
+
+
+def tags_view(tags: Mapping[str, Any]) -> Dict[str, Any]:
+    """Tags under keys free of ``:`` and other odd characters, none lost.
+
+    The names are those of the flat export (``ec2-metadata-core dump --format
+    flat``) without its ``tags_`` prefix, clash suffixes included.
+    """
+    prefix = _TAGS + "_"
+    return {key[len(prefix) :]: value for key, value in flatten(dict(tags), _TAGS).items()}
+
+
+def shape(snapshot: Dict[str, Any]) -> Dict[str, Any]:
+    """The grains for one snapshot: ``ec2`` as is, plus ``ec2_tags`` when tags are on."""
+    result: Dict[str, Any] = {GRAIN: snapshot}
+    tags = snapshot.get(_TAGS)
+    if isinstance(tags, dict):
+        result[TAGS_GRAIN] = tags_view(tags)
+    return result
+
+
+def _present(options: Options, settings: config.Settings, cachedir: Optional[str]) -> bool:
+    """Whether to gather: IMDS confirmed in this process, or the probe finds one now."""
+    endpoint = _endpoint_for(settings)
+    if endpoint.confirmed:
+        return True
+    remembered = negative.path_in(cachedir)
+    if negative.is_fresh(remembered, settings.endpoint, options.negative_cache_seconds):
+        log.debug(
+            "ec2 grain skipped: no IMDS at %s (remembered in %s)", settings.endpoint, remembered
+        )
+        return False
+    reason = probe(settings, options.probe_timeout)
+    if reason is not None:
+        log.debug("ec2 grain skipped: not on EC2 (%s)", reason)
+        negative.remember(remembered, settings.endpoint, options.negative_cache_seconds)
+        return False
+    endpoint.confirmed = True
+    negative.forget(remembered)
+    return True
+
+
+def grains(opts: Mapping[str, Any]) -> Dict[str, Any]:
+    """The grains for a minion with these opts; ``{}`` when there is nothing to say."""
+    try:
+        options = from_minion_opts(opts)
+        if not options.enabled:
+            log.debug("ec2 grain skipped: ec2_metadata.enabled is false")
+            return {}
+        settings = config.resolve(
+            endpoint=options.endpoint,
+            endpoint_mode=options.endpoint_mode,
+            timeout=options.timeout,
+            attempts=options.attempts,
+        )
+    except ConfigError as exc:
+        log.warning("ec2 grain omitted: invalid setting: %s", exc)
+        return {}
+    if settings.disabled:
+        log.debug("ec2 grain skipped: AWS_EC2_METADATA_DISABLED is true")
+        return {}
+    if not _present(options, settings, opts.get("cachedir")):
+        return {}
+    from ec2_metadata_core.snapshot import snapshot
+
+    try:
+        data = snapshot(
+            EC2Metadata(client=_endpoint_for(settings).client),
+            include_secrets=options.include_secrets,
+            include_user_data=options.include_user_data,
+        )
+    except IMDSError as exc:
+        log.warning(
+            "ec2 grain omitted: reading instance metadata from %s failed: %s",
+            settings.endpoint,
+            exc,
+        )
+        return {}
+    return shape(data)

@@ -1,0 +1,1 @@
+"""Salt grain modules of this extension (the loader skips this file)."""

@@ -1,0 +1,92 @@
+"""Helpers for the Salt grains tests: minion config dirs, salt-call, log checks.
+
+(A plain module, not conftest.py, so test modules can import it; its name is
+unique because pytest puts this directory itself on sys.path.)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, NamedTuple, Optional
+
+import yaml
+
+BIN = Path(sys.executable).parent
+SALT_CALL = BIN / "salt-call"
+# Salt's log file format puts the level in brackets: "...][WARNING ][1234] message".
+_LOUD = re.compile(r"\]\[(WARNING|ERROR|CRITICAL)\s*\]\[")
+# What the simulator's default instance holds that must never become a grain.
+SECRETS = (
+    "ASIASIMULATORKEY0001",
+    "simulator-secret",
+    "simulator-session-token",
+    "simulator-user-data-secret",
+)
+
+
+class Minion(NamedTuple):
+    confdir: Path
+    root: Path
+    log: Path
+
+
+class CallResult(NamedTuple):
+    value: Any
+    stdout: str
+    seconds: float
+
+
+def write_minion_config(root: Path, ec2_metadata: Optional[Dict[str, Any]]) -> Minion:
+    """A salt-call --local setup under ``root``: nothing outside it is read or written."""
+    confdir = root / "conf"
+    confdir.mkdir(parents=True, exist_ok=True)
+    log = root / "minion.log"
+    config: Dict[str, Any] = {
+        "id": "imds-test-minion",
+        "file_client": "local",
+        "root_dir": str(root),
+        "cachedir": str(root / "cache"),
+        "pki_dir": str(root / "pki"),
+        "sock_dir": str(root / "sock"),
+        "extension_modules": str(root / "extmods"),
+        "file_roots": {"base": [str(root / "srv")]},
+        "pillar_roots": {"base": [str(root / "pillar")]},
+        "log_file": str(log),
+        "log_level_logfile": "debug",
+        "enable_fqdns_grains": False,
+        "grains_cache": False,
+    }
+    if ec2_metadata is not None:
+        config["ec2_metadata"] = ec2_metadata
+    (confdir / "minion").write_text(yaml.safe_dump(config), encoding="utf-8")
+    return Minion(confdir, root, log)
+
+
+def salt_call(target: Minion, *args: str) -> CallResult:
+    """Run ``salt-call --local`` with JSON output; the value under ``local``.
+
+    Salt may print deprecation warnings (stderr, or before the JSON on stdout):
+    only the JSON document is read.
+    """
+    command = [str(SALT_CALL), "--local", "-c", str(target.confdir), "--out=json"]
+    command += ["--out-indent=-1", "--log-level=quiet", *args]
+    started = time.monotonic()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
+    seconds = time.monotonic() - started
+    assert done.returncode == 0, "salt-call {} failed:\n{}{}".format(args, done.stdout, done.stderr)
+    start = done.stdout.find('{"local"')
+    assert start >= 0, "no JSON from salt-call {}:\n{}{}".format(args, done.stdout, done.stderr)
+    document, _ = json.JSONDecoder().raw_decode(done.stdout[start:])
+    return CallResult(document["local"], done.stdout, seconds)
+
+
+def loud_lines(log: Path) -> List[str]:
+    """Lines Salt logged at WARNING or above."""
+    if not log.exists():
+        return []
+    return [line for line in log.read_text(encoding="utf-8").splitlines() if _LOUD.search(line)]

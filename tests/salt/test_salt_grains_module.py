@@ -1,0 +1,362 @@
+"""The grain module in this process: discovery, config, off-EC2, failures, long-lived minions.
+
+These call the code the way the minion does (through Salt's loader where it
+matters) against the IMDS simulator; the salt-call and master tests run the
+real processes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional
+
+import pytest
+from salt_grains_support import SECRETS, Minion
+
+from ec2_metadata_core import EC2Metadata
+from ec2_metadata_core.errors import ConfigError
+from ec2_metadata_core.flat import flatten
+from ec2_metadata_core.simulator import Fault, Simulator
+from ec2_metadata_core.snapshot import snapshot
+from salt_grains import ec2 as grains_impl
+from salt_grains import negative
+from salt_grains.options import DEFAULT_PROBE_TIMEOUT, Options, from_minion_opts
+
+GRAIN_FUNCTION = "imds_ec2.ec2"
+# conftest.py points the AWS endpoint variable here: nothing listens.
+REFUSED = "http://127.0.0.1:9"
+
+
+def opts_for(tmp_path: Path, **section: Any) -> Dict[str, Any]:
+    return {"cachedir": str(tmp_path / "cache"), "ec2_metadata": section}
+
+
+def salt_opts(minion: Minion) -> Dict[str, Any]:
+    import salt.config
+
+    return dict(salt.config.minion_config(str(minion.confdir / "minion")))
+
+
+def refresh(opts: Dict[str, Any]) -> Dict[str, Any]:
+    """One grains refresh of our module as the minion does it: fresh loader, then clean-up."""
+    import salt.loader
+
+    funcs = salt.loader.grain_funcs(opts)
+    try:
+        result: Dict[str, Any] = funcs[GRAIN_FUNCTION]()
+    finally:
+        funcs.clean_modules()
+    return result
+
+
+# -- discovery -------------------------------------------------------------------
+
+
+def test_the_package_registers_a_salt_loader_entry_point() -> None:
+    found = [ep for ep in entry_points().select(group="salt.loader") if ep.value == "salt_grains"]
+    assert [ep.name for ep in found] == ["imds-ec2"]
+
+
+def test_salt_finds_the_grains_directory_through_the_entry_point(
+    minion: Callable[..., Minion],
+) -> None:
+    import salt.loader
+
+    opts = salt_opts(minion({"enabled": False}))
+    dirs = salt.loader._module_dirs(opts, "grains", "grain", ext_type_dirs="grains_dirs")
+    ours = [d for d in dirs if Path(d).parts[-2:] == ("salt_grains", "grains")]
+    assert len(ours) == 1
+    assert GRAIN_FUNCTION in salt.loader.grain_funcs(opts)
+
+
+# -- what the grains hold ---------------------------------------------------------
+
+
+def test_ec2_grain_is_the_snapshot_and_tags_view_keeps_every_tag(
+    imds_simulator: Simulator, tmp_path: Path
+) -> None:
+    got = grains_impl.grains(opts_for(tmp_path, endpoint=imds_simulator.url))
+    expected = snapshot(EC2Metadata(endpoint=imds_simulator.url))
+    assert got["ec2"] == expected
+    assert got["ec2"]["availability_zone"] == "eu-central-1b"
+    tags = expected["tags"]
+    view = got["ec2_tags"]
+    assert view["aws_autoscaling_groupName"] == "web-asg"
+    assert view["cost_center"] == "cc-4711"
+    assert sorted(view.values()) == sorted(tags.values())  # env-tier and env_tier both kept
+    assert all(":" not in key and "." not in key and "-" not in key for key in view)
+    # The same names as the flat export (dump --format flat), minus its prefix.
+    flat_tags = {k: v for k, v in flatten(expected).items() if k.startswith("tags_")}
+    assert {"tags_" + k: v for k, v in view.items()} == flat_tags
+
+
+def test_tags_view_is_absent_when_tags_are_not_in_metadata(
+    imds_simulator_factory: Callable[..., Simulator], tmp_path: Path
+) -> None:
+    sim = imds_simulator_factory(tags_enabled=False)
+    got = grains_impl.grains(opts_for(tmp_path, endpoint=sim.url))
+    assert got["ec2"]["tags"] is None
+    assert "ec2_tags" not in got
+
+
+def test_secrets_stay_out_unless_configured(imds_simulator: Simulator, tmp_path: Path) -> None:
+    plain = json.dumps(grains_impl.grains(opts_for(tmp_path, endpoint=imds_simulator.url)))
+    assert not [s for s in SECRETS if s in plain]
+    grains_impl.forget_clients()
+    loaded = grains_impl.grains(
+        opts_for(tmp_path, endpoint=imds_simulator.url, include_secrets=True)
+    )
+    assert loaded["ec2"]["iam_security_credentials"]["AccessKeyId"] == "ASIASIMULATORKEY0001"
+    assert "user_data" not in loaded["ec2"]
+    with_user_data = grains_impl.grains(
+        opts_for(tmp_path, endpoint=imds_simulator.url, include_user_data=True)
+    )
+    assert "simulator-user-data-secret" in json.dumps(with_user_data["ec2"]["user_data"])
+    assert "iam_security_credentials" not in with_user_data["ec2"]
+
+
+# -- configuration -----------------------------------------------------------------
+
+
+def test_endpoint_comes_from_the_aws_environment_when_not_configured(
+    imds_simulator: Simulator, tmp_path: Path
+) -> None:
+    got = grains_impl.grains({"cachedir": str(tmp_path)})  # fixture set the AWS variable
+    assert got["ec2"]["region"] == "eu-central-1"
+    assert imds_simulator.stats.requests > 0
+
+
+def test_aws_metadata_disabled_means_no_grain_and_no_request(
+    imds_simulator: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    assert grains_impl.grains(opts_for(tmp_path)) == {}
+    assert imds_simulator.stats.requests == 0
+
+
+def test_enabled_false_means_no_grain_and_no_request(
+    imds_simulator: Simulator, tmp_path: Path
+) -> None:
+    assert grains_impl.grains(opts_for(tmp_path, enabled=False)) == {}
+    assert imds_simulator.stats.requests == 0
+
+
+def test_options_defaults_and_parsing() -> None:
+    assert from_minion_opts({}) == Options()
+    assert Options().probe_timeout == DEFAULT_PROBE_TIMEOUT
+    assert not Options().include_secrets and not Options().include_user_data
+    parsed = from_minion_opts(
+        {
+            "ec2_metadata": {
+                "enabled": "yes",
+                "timeout": 2,
+                "attempts": 5,
+                "probe_timeout": "0.5",
+                "negative_cache_seconds": 0,
+                "include_secrets": None,
+            }
+        }
+    )
+    assert parsed == Options(timeout=2, attempts=5, probe_timeout=0.5, negative_cache_seconds=0)
+
+
+@pytest.mark.parametrize(
+    ("section", "named"),
+    [
+        ({"include_secret": True}, "ec2_metadata.include_secret"),
+        ({"enabled": "maybe"}, "ec2_metadata.enabled"),
+        ({"probe_timeout": 0}, "ec2_metadata.probe_timeout"),
+        ({"negative_cache_seconds": "soon"}, "ec2_metadata.negative_cache_seconds"),
+        ("on", "ec2_metadata must be a mapping"),
+    ],
+)
+def test_bad_options_are_named(section: Any, named: str) -> None:
+    with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
+        from_minion_opts({"ec2_metadata": section})
+
+
+def test_bad_config_omits_the_grain_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    assert grains_impl.grains(opts_for(tmp_path, endpoint="ftp://nowhere")) == {}
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(loud) == 1
+    assert "invalid setting" in loud[0].getMessage() and loud[0].exc_info is None
+
+
+# -- off EC2 -------------------------------------------------------------------------
+
+
+def quiet(caplog: pytest.LogCaptureFixture) -> bool:
+    return not [r for r in caplog.records if r.levelno >= logging.INFO]
+
+
+def test_refused_endpoint_gives_no_grain_quietly_and_is_remembered(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    opts = opts_for(tmp_path, endpoint=REFUSED)
+    assert grains_impl.grains(opts) == {}
+    assert quiet(caplog)
+    assert any("not on EC2" in r.getMessage() for r in caplog.records)
+    record = json.loads(Path(negative.path_in(opts["cachedir"]) or "").read_text())
+    assert record["endpoint"] == REFUSED
+
+
+def test_silent_endpoint_is_probed_once_then_remembered(
+    imds_simulator_factory: Callable[..., Simulator],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    sim = imds_simulator_factory(silent=True)
+    opts = opts_for(tmp_path, endpoint=sim.url)
+    started = time.monotonic()
+    assert grains_impl.grains(opts) == {}
+    first = time.monotonic() - started
+    assert sim.stats.token_requests == 1  # one attempt: the probe, not the full gather
+    grains_impl.forget_clients()  # as a new salt-call process would
+    started = time.monotonic()
+    assert grains_impl.grains(opts) == {}
+    second = time.monotonic() - started
+    assert sim.stats.token_requests == 1  # answered from the cachedir
+    assert quiet(caplog)
+    print("silent IMDS: first load +{:.3f}s, remembered +{:.3f}s".format(first, second))
+
+
+def test_remembered_absence_expires_and_is_per_endpoint(
+    imds_simulator_factory: Callable[..., Simulator], tmp_path: Path
+) -> None:
+    sim = imds_simulator_factory(silent=True)
+    opts = opts_for(tmp_path, endpoint=sim.url, negative_cache_seconds=60)
+    path = negative.path_in(opts["cachedir"])
+    assert grains_impl.grains(opts) == {}
+    assert sim.stats.token_requests == 1
+    # An hour-old answer is stale: probe again.
+    Path(path or "").write_text(json.dumps({"endpoint": sim.url, "checked": time.time() - 3600}))
+    grains_impl.forget_clients()
+    assert grains_impl.grains(opts) == {}
+    assert sim.stats.token_requests == 2
+    # The answer is about one endpoint: another one is probed.
+    other = imds_simulator_factory()
+    got = grains_impl.grains(opts_for(tmp_path, endpoint=other.url))
+    assert got["ec2"]["instance_id"] == "i-0123456789abcdef0"
+    # ... and once an IMDS answers, the remembered absence is dropped.
+    assert not Path(path or "").exists()
+
+
+def test_negative_cache_seconds_zero_probes_every_time(
+    imds_simulator_factory: Callable[..., Simulator], tmp_path: Path
+) -> None:
+    sim = imds_simulator_factory(silent=True)
+    opts = opts_for(tmp_path, endpoint=sim.url, negative_cache_seconds=0, probe_timeout=0.05)
+    for _ in range(2):
+        grains_impl.forget_clients()
+        assert grains_impl.grains(opts) == {}
+    assert sim.stats.token_requests == 2
+    assert not Path(negative.path_in(opts["cachedir"]) or "").exists()
+
+
+def test_an_unwritable_cachedir_only_costs_the_memory(
+    imds_simulator_factory: Callable[..., Simulator],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    sim = imds_simulator_factory(silent=True)
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    opts = {"cachedir": str(blocker), "ec2_metadata": {"endpoint": sim.url}}
+    assert grains_impl.grains(opts) == {}
+    assert quiet(caplog)
+    assert list(tmp_path.iterdir()) == [blocker]
+
+
+def test_imds_turned_off_on_the_instance_counts_as_absent(
+    imds_simulator_factory: Callable[..., Simulator],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    sim = imds_simulator_factory(faults=[Fault(path="/latest/api/token", status=403)])
+    assert grains_impl.grains(opts_for(tmp_path, endpoint=sim.url)) == {}
+    assert quiet(caplog)
+
+
+# -- IMDS present but failing ----------------------------------------------------------
+
+
+def test_failing_gather_logs_one_warning_without_secrets(
+    imds_simulator_factory: Callable[..., Simulator],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    sim = imds_simulator_factory(faults=[Fault(path="/latest/meta-data/*", status=500)])
+    opts = opts_for(tmp_path, endpoint=sim.url, include_secrets=True, attempts=2)
+    assert grains_impl.grains(opts) == {}
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(loud) == 1
+    message = loud[0].getMessage()
+    assert loud[0].exc_info is None and "\n" not in message
+    assert "ec2 grain omitted" in message and "500" in message
+    assert not [s for s in SECRETS if s in caplog.text]
+    # IMDS is there: that is not remembered as "not on EC2".
+    assert not Path(negative.path_in(opts["cachedir"]) or "").exists()
+
+
+# -- a long-lived minion -------------------------------------------------------------
+
+
+def test_one_client_per_process_renews_its_token_and_never_caches_values(
+    imds_simulator_factory: Callable[..., Simulator],
+    minion: Callable[..., Minion],
+) -> None:
+    sim = imds_simulator_factory()
+    opts = salt_opts(minion({"endpoint": sim.url}))
+
+    first = refresh(opts)
+    assert first["ec2"]["spot_instance_action"] is None
+    assert sim.stats.token_requests == 2  # the probe's and the client's
+
+    notice = {"action": "stop", "time": "2026-11-26T12:00:00Z"}
+    sim.set("meta-data/spot/instance-action", {"$json": notice, "$compact": True})
+    sim.set("meta-data/tags/instance/Role", "db")
+    second = refresh(opts)
+    assert sim.stats.token_requests == 2  # token kept across refreshes: no probe, no PUT
+    assert second["ec2"]["spot_instance_action"] == {
+        "action": "stop",
+        "time": "2026-11-26T12:00:00Z",
+    }
+    assert second["ec2"]["tags"]["Role"] == second["ec2_tags"]["Role"] == "db"
+
+    sim.expire_tokens()  # the service forgot the token: 401, renew, retry
+    assert refresh(opts)["ec2"]["instance_id"] == "i-0123456789abcdef0"
+    assert sim.stats.token_requests == 3
+    assert sim.stats.by_status[401] >= 1
+
+    sim.token_ttl_cap = 2  # from now on tokens live 2 s (the client renews at 1.8 s)
+    sim.expire_tokens()
+    refresh(opts)
+    assert sim.stats.token_requests == 4
+    time.sleep(2.0)  # that token's lifetime runs out: renewed before use, no 401
+    before_401 = sim.stats.by_status[401]
+    assert refresh(opts)["ec2"]["region"] == "eu-central-1"
+    assert sim.stats.token_requests == 5
+    assert sim.stats.by_status[401] == before_401
+
+
+def test_grains_on_a_changed_config_use_a_new_client(
+    imds_simulator_factory: Callable[..., Simulator], tmp_path: Path
+) -> None:
+    one, two = imds_simulator_factory(), imds_simulator_factory()
+    two.set("meta-data/placement/availability-zone", "eu-central-1a")
+    got_one: Optional[Dict[str, Any]] = grains_impl.grains(opts_for(tmp_path, endpoint=one.url))
+    got_two = grains_impl.grains(opts_for(tmp_path, endpoint=two.url))
+    assert got_one and got_one["ec2"]["availability_zone"] == "eu-central-1b"
+    assert got_two["ec2"]["availability_zone"] == "eu-central-1a"
