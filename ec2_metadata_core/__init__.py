@@ -79,4 +79,3 @@ def __getattr__(name: str) -> Any:
 
         return Settings
     raise AttributeError("module {!r} has no attribute {!r}".format(__name__, name))
-

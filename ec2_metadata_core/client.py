@@ -85,7 +85,7 @@ class TokenProvider:
         self._lock = threading.Lock()
         # (token, renew at) in one attribute so lock-free readers see a pair.
         self._current: Optional[Tuple[str, float]] = None
-        self._failure: Optional[Tuple[float, IMDSError]] = None
+        self._failure: Optional[IMDSError] = None  # the last fetch's, until one succeeds
         self.fetches = 0
 
     def __repr__(self) -> str:
@@ -102,19 +102,19 @@ class TokenProvider:
         token = self._valid()
         if token is not None:
             return token
-        queued_at = time.monotonic()
+        failed_before = self._failure
         with self._lock:
             token = self._valid()
             if token is not None:
                 return token
             failure = self._failure
-            if failure is not None and failure[0] >= queued_at:
-                raise failure[1]
+            if failure is not None and failure is not failed_before:
+                raise failure  # a fetch failed while this thread waited for it
             started = time.monotonic()
             try:
                 token, granted = self._fetch(self._ttl)
             except IMDSError as exc:
-                self._failure = (time.monotonic(), exc)
+                self._failure = exc
                 raise
             self.fetches += 1
             self._failure = None
@@ -297,11 +297,13 @@ class IMDSClient:
         """
         if self.settings.disabled:
             raise MetadataDisabledError()
-        headers, _ = self._token_headers()
+        self._token_headers()  # fail fast: without a token nothing can be read
         outcomes: Dict[str, Body] = {}
         queued: Set[str] = set()
 
         def jobs_for(new_paths: Iterable[str]) -> Iterator[Job]:
+            # Asked per batch, so paths found late carry a token renewed meanwhile.
+            headers, _ = self._token_headers()
             for path in new_paths:
                 if path not in queued:
                     queued.add(path)

@@ -82,6 +82,8 @@ def _parse_bool(name: str, value: Any) -> bool:
 
 def _parse_number(name: str, value: Any, kind: type, low: float, high: float) -> Any:
     try:
+        if kind is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError  # 2.7 attempts is a mistake, not 2
         number = kind(value)
     except (TypeError, ValueError):
         raise ConfigError(

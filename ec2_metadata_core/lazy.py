@@ -26,6 +26,8 @@ class LazyObject:
     def __init__(self) -> None:
         self._locks: Dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        # attribute -> the last failed computation's error, until one succeeds
+        self._failures: Dict[str, BaseException] = {}
 
     def _read(self, item: str) -> Optional[bytes]:  # pragma: no cover - interface
         """The body at this object's path ``item``; ``None`` if absent."""
@@ -73,11 +75,23 @@ class cached_property(Generic[T]):
         value = cache.get(name, _MISSING)
         if value is not _MISSING:
             return value
+        failed_before = obj._failures.get(name)
         with obj._lock_for(name):
             value = cache.get(name, _MISSING)
             if value is not _MISSING:
                 return value
-            value = self.func(obj)
+            # Threads that queued while a computation failed share its error:
+            # against a silent IMDS, each one retrying in turn would multiply
+            # the wait by the number of threads.
+            failure = obj._failures.get(name)
+            if failure is not None and failure is not failed_before:
+                raise failure
+            try:
+                value = self.func(obj)
+            except Exception as exc:
+                obj._failures[name] = exc
+                raise
+            obj._failures.pop(name, None)
             cache[name] = value
             return value
 

@@ -10,6 +10,7 @@ one request at a time.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Deque, Dict, Iterable
@@ -62,6 +63,7 @@ class StdlibTransport(Transport):
             raise ValueError("not an http(s) URL: {!r}".format(base_url))
         https = parts.scheme == "https"
         self.pool = wire.Pool(parts.hostname, parts.port or (443 if https else 80), https)
+        self._pid = os.getpid()
 
     def __repr__(self) -> str:
         return "StdlibTransport({}://{})".format(
@@ -82,6 +84,14 @@ class StdlibTransport(Transport):
         return outcome
 
     def exchange(self, jobs: Iterable[Job], timeout: float, limit: int, on_done: OnDone) -> None:
+        if self._pid != os.getpid():
+            # A forked child (a Salt job, say) inherited the parent's idle
+            # sockets: using them would interleave both processes' answers.
+            # Closing the child's copies leaves the parent's connections up.
+            self._pid = os.getpid()
+            old = self.pool
+            self.pool = wire.Pool(old.host, old.port, old.https)
+            old.close()
         wire.exchange(self.pool, jobs, timeout, limit, on_done)
 
     def close(self) -> None:

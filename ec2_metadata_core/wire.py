@@ -279,6 +279,8 @@ def exchange(pool: Pool, jobs: Iterable[Job], timeout: float, limit: int, on_don
         enqueue(on_done(job, outcome))
 
     def start(job: Job, fresh_only: bool = False) -> None:
+        # The timeout covers connect, send and answer together.
+        began = time.monotonic()
         try:
             if fresh_only:
                 sock, reused = _fresh(pool, timeout), False
@@ -297,7 +299,7 @@ def exchange(pool: Pool, jobs: Iterable[Job], timeout: float, limit: int, on_don
             else:
                 finish(job, _broken(pool, job, exc))
             return
-        flight = _InFlight(job, sock, reused, time.monotonic() + timeout)
+        flight = _InFlight(job, sock, reused, began + timeout)
         active[sock.fileno()] = flight
         selector.register(sock, selectors.EVENT_READ, flight)
 

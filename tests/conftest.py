@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import sys
 from typing import Any
 
 import pytest
@@ -47,7 +48,9 @@ def _checked(address: Any) -> None:
     if isinstance(address, tuple) and address and isinstance(address[0], str):
         host = address[0]
         if not _is_local(host):
-            which = "a real IMDS endpoint" if host in REAL_ENDPOINTS else "an address off this machine"
+            which = (
+                "a real IMDS endpoint" if host in REAL_ENDPOINTS else "an address off this machine"
+            )
             raise OffMachineConnection("test tried to connect to {} ({})".format(host, which))
 
 
@@ -73,3 +76,15 @@ def _fresh_singleton() -> Any:
     ec2_metadata.clear_all()
     yield
     ec2_metadata.clear_all()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Close Salt's deferred stderr handler before pytest closes stderr.
+
+    Importing salt (the salt-factories plugin does, for every session) installs
+    a handler that holds warnings and flushes them at exit, after pytest's
+    summary, into a closed stream: noise after the last line of the run.
+    """
+    impl = sys.modules.get("salt._logging.impl")
+    if impl is not None:
+        impl.shutdown_temp_handler()
