@@ -31,10 +31,11 @@ test: $(STAMP) lint typecheck
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(ISOLATE) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 collection: $(STAMP)
-	$(BIN)/python -m ec2_metadata_core._build_collection
+	$(BIN)/python ansible_collection/build.py
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/setup_peers.py
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(ISOLATE) $(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 lock:
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^ec2-metadata-core' > requirements/constraints.txt

@@ -521,33 +521,43 @@ class InstanceTags(Mapping[str, str]):
 
 
 class _Child(LazyObject):
-    """An object under EC2Metadata that reads through its parent's client."""
+    """An object under EC2Metadata, named by one value, reading through its parent.
 
-    parent: EC2Metadata
+    Equal when of one class, one name and one parent, like the seed's objects.
+    """
+
+    def __init__(self, parent: Optional[EC2Metadata]) -> None:
+        super().__init__()
+        self.parent = _default() if parent is None else parent
+
+    def _name(self) -> object:  # pragma: no cover - interface
+        raise NotImplementedError
 
     def _read(self, item: str) -> Optional[bytes]:
         return self.parent._read(self._path(item))
+
+    def __repr__(self) -> str:
+        return "{}({!r})".format(type(self).__name__, self._name())
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            type(other) is type(self)
+            and self._name() == other._name()
+            and self.parent is other.parent
+        )
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 class NetworkInterface(_Child):
     """One network interface, as listed in ``EC2Metadata.network_interfaces``."""
 
     def __init__(self, mac: str, parent: Optional[EC2Metadata] = None) -> None:
-        super().__init__()
+        super().__init__(parent)
         self.mac = mac
-        self.parent = _default() if parent is None else parent
 
-    def __repr__(self) -> str:
-        return "NetworkInterface({!r})".format(self.mac)
-
-    def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, NetworkInterface)
-            and self.mac == other.mac
-            and self.parent is other.parent
-        )
-
-    __hash__ = None  # type: ignore[assignment]
+    def _name(self) -> str:
+        return self.mac
 
     def _path(self, item: str) -> str:
         return "{}{}/{}".format(_MACS, self.mac, item)
@@ -610,21 +620,11 @@ class PublicKey(_Child):
     """A public key from ``EC2Metadata.public_keys``."""
 
     def __init__(self, index: int, parent: Optional[EC2Metadata] = None) -> None:
-        super().__init__()
+        super().__init__(parent)
         self.index = index
-        self.parent = _default() if parent is None else parent
 
-    def __repr__(self) -> str:
-        return "PublicKey({!r})".format(self.index)
-
-    def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, PublicKey)
-            and self.index == other.index
-            and self.parent is other.parent
-        )
-
-    __hash__ = None  # type: ignore[assignment]
+    def _name(self) -> int:
+        return self.index
 
     def _path(self, item: str) -> str:
         return "meta-data/public-keys/{}/{}".format(self.index, item)
