@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # allows it (root, or unprivileged user namespaces): nothing can leave.
 ISOLATE := $(shell unshare -rn true 2>/dev/null && echo 'unshare -rn sh -c "ip link set lo up 2>/dev/null; exec \"\$$0\" \"\$$@\""' || (unshare -n true 2>/dev/null && echo 'unshare -n sh -c "ip link set lo up; exec \"\$$0\" \"\$$@\""'))
 
-.PHONY: venv demo test lint typecheck collection bench lock clean
+.PHONY: venv demo test lint typecheck sanity-envs collection bench lock clean
 
 venv: $(STAMP)
 
@@ -27,7 +27,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) lint typecheck
+# ansible-test installs each sanity tool into its own venv (~/.ansible/test/venv):
+# made here, with the network, before the tests run without it.
+sanity-envs: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python tests/ansible/imds_ansible_env.py prime-sanity
+
+test: $(STAMP) lint typecheck sanity-envs
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(ISOLATE) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 collection: $(STAMP)

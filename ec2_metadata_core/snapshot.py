@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import functools
 import gzip
+import zlib
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
 from . import parse
@@ -109,7 +110,7 @@ class _Planner:
             steps["meta-data/public-keys/"] = lambda: [
                 key._path(item)
                 for key in view.public_keys.values()
-                for _, item in leaves(PublicKey)
+                for item in dict(leaves(PublicKey)).values()
             ]
         if "block_device_mapping" in keys:
             steps["meta-data/block-device-mapping/"] = lambda: [
@@ -138,9 +139,7 @@ class _Planner:
     def _interfaces(self) -> List[str]:
         paths: List[str] = []
         # public-ipv4s first: the IPv4 associations wait on it.
-        items = sorted(
-            (item for _, item in leaves(NetworkInterface)), key=lambda i: i != "public-ipv4s"
-        )
+        items = sorted(dict(leaves(NetworkInterface)).values(), key=lambda i: i != "public-ipv4s")
         for nic in self.view.network_interfaces.values():
             paths.extend(nic._path(item) for item in items)
             self._steps[nic._path("public-ipv4s")] = functools.partial(self._associations, nic)
@@ -230,7 +229,7 @@ def to_json(value: Any) -> JSON:
     if isinstance(value, SpotInstanceAction):
         return {"action": value.action, "time": value.time.isoformat().replace("+00:00", "Z")}
     if isinstance(value, NetworkInterface):
-        data = {name: to_json(getattr(value, name)) for name, _ in leaves(NetworkInterface)}
+        data = {name: to_json(getattr(value, name)) for name in dict(leaves(NetworkInterface))}
         data["mac"] = value.mac
         data["ipv4_associations"] = to_json(value.ipv4_associations)
         return dict(sorted(data.items()))
@@ -253,7 +252,7 @@ def user_data_json(raw: bytes) -> Dict[str, Any]:
         try:
             body = gzip.decompress(raw)
             compression = "gzip"
-        except (OSError, EOFError):
+        except (OSError, EOFError, zlib.error):  # not gzip after all: keep the bytes
             body = raw
     try:
         return {"encoding": "text", "compression": compression, "content": body.decode("utf-8")}

@@ -16,12 +16,14 @@ listing revealed), which keeps the whole gather one pipelined pass.
 from __future__ import annotations
 
 import heapq
+import re
 import selectors
 import socket
 import threading
 import time
 from collections import deque
 from typing import Any, Callable, Deque, Dict, Iterable, List, NamedTuple, Optional, Tuple, Union
+from urllib.parse import quote
 
 from .errors import IMDSError, IMDSTimeoutError, IMDSUnavailableError
 
@@ -37,6 +39,12 @@ class Response(NamedTuple):
     status: int
     headers: Dict[str, str]  # names lower-cased
     body: bytes
+
+    def __repr__(self) -> str:
+        # A body can be the session token, credentials or user data.
+        return "Response(status={}, headers={!r}, body=<{} bytes>)".format(
+            self.status, self.headers, len(self.body)
+        )
 
 
 class Job:
@@ -63,6 +71,16 @@ class Job:
 
 Outcome = Union[Response, IMDSError]
 OnDone = Callable[[Job, Outcome], Iterable[Job]]
+# Called as a job leaves (it may have queued a while): may update its headers,
+# or raise an IMDSError that becomes the job's outcome.
+Prepare = Callable[[Job], None]
+
+
+# Strict forms: str.isdigit() and int() accept more than HTTP allows
+# (superscript digits, signs, underscores, spaces).
+_STATUS = re.compile(r"[1-9][0-9]{2}\Z")
+_DIGITS = re.compile(r"[0-9]{1,16}\Z")
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}\Z")
 
 
 class _Parser:
@@ -105,7 +123,7 @@ class _Parser:
     def _head(self, block: bytes) -> None:
         lines = block.decode("latin-1").split("\r\n")
         parts = lines[0].split(" ", 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not _STATUS.match(parts[1]):
             raise _Malformed("bad status line")
         status = int(parts[1])
         headers: Dict[str, str] = {}
@@ -125,11 +143,11 @@ class _Parser:
         elif "chunked" in headers.get("transfer-encoding", "").lower():
             self._chunked = True
         elif "content-length" in headers:
-            try:
-                self._length = int(headers["content-length"])
-            except ValueError:
-                raise _Malformed("bad Content-Length") from None
-            if not 0 <= self._length <= MAX_BODY:
+            length = headers["content-length"]
+            if not _DIGITS.match(length):
+                raise _Malformed("bad Content-Length")
+            self._length = int(length)
+            if self._length > MAX_BODY:
                 raise _Malformed("Content-Length out of range")
         else:
             self.keep_alive = False
@@ -140,10 +158,13 @@ class _Parser:
             if line_end < 0:
                 return None
             size_text = bytes(self._buf[:line_end]).split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise _Malformed("bad chunk size") from None
+            # int() alone would take "-6" (a negative size never consumes the
+            # buffer: an endless loop), "0x10" or "1_0".
+            if not _HEX.match(size_text):
+                raise _Malformed("bad chunk size")
+            size = int(size_text, 16)
+            if size > MAX_BODY:
+                raise _Malformed("body too large")
             if size == 0:
                 # The last chunk: done once the (usually empty) trailer has ended.
                 if self._buf.find(b"\r\n\r\n", line_end) < 0:
@@ -229,9 +250,15 @@ class Pool:
             sock.close()
 
 
+# Path characters sent as they are: visible ASCII. Anything else (a space, a
+# line break, non-ASCII from a listing entry) is percent-encoded, so no name
+# IMDS lists can break the request line; '%' stays, for paths already quoted.
+_PATH_SAFE = "".join(chr(code) for code in range(0x21, 0x7F))
+
+
 def encode(pool: Pool, job: Job) -> bytes:
     lines = [
-        "{} {} HTTP/1.1".format(job.method, job.path),
+        "{} {} HTTP/1.1".format(job.method, quote(job.path, safe=_PATH_SAFE)),
         "Host: " + pool.host_header,
         "User-Agent: " + USER_AGENT,
         "Accept: */*",
@@ -253,12 +280,20 @@ class _InFlight:
         self.parser = _Parser(job.method)
 
 
-def exchange(pool: Pool, jobs: Iterable[Job], timeout: float, limit: int, on_done: OnDone) -> None:
+def exchange(
+    pool: Pool,
+    jobs: Iterable[Job],
+    timeout: float,
+    limit: int,
+    on_done: OnDone,
+    prepare: Optional[Prepare] = None,
+) -> None:
     """Run ``jobs`` with at most ``limit`` in flight; ``on_done`` may add more.
 
     Every job ends in exactly one ``on_done`` call, with a ``Response`` or an
     ``IMDSError``. A kept-alive socket found closed before any answer is
     replaced by a fresh one, once, without counting as an outcome.
+    ``prepare(job)``, if given, runs just before each send.
     """
     ready: Deque[Job] = deque()
     later: List[Tuple[float, int, Job]] = []
@@ -279,6 +314,12 @@ def exchange(pool: Pool, jobs: Iterable[Job], timeout: float, limit: int, on_don
         enqueue(on_done(job, outcome))
 
     def start(job: Job, fresh_only: bool = False) -> None:
+        if prepare is not None:
+            try:
+                prepare(job)
+            except IMDSError as exc:
+                finish(job, exc)
+                return
         # The timeout covers connect, send and answer together.
         began = time.monotonic()
         try:
@@ -360,7 +401,7 @@ def exchange(pool: Pool, jobs: Iterable[Job], timeout: float, limit: int, on_don
             wake = min(f.deadline for f in active.values())
             if later:
                 wake = min(wake, later[0][0])
-            for key, _ in selector.select(max(0.0, wake - time.monotonic())):
+            for key, _events in selector.select(max(0.0, wake - time.monotonic())):
                 receive(key.data)
             now = time.monotonic()
             for flight in [f for f in active.values() if f.deadline <= now]:
@@ -373,7 +414,7 @@ def exchange(pool: Pool, jobs: Iterable[Job], timeout: float, limit: int, on_don
 
 def _fresh(pool: Pool, timeout: float) -> socket.socket:
     pool.close()
-    sock, _ = pool.acquire(timeout)
+    sock = pool.acquire(timeout)[0]
     return sock
 
 

@@ -1,0 +1,37 @@
+# Copyright: ec2-metadata-core contributors
+# MIT License (see LICENSE in the project repository)
+"""Runs the module, and censors its result when it holds credentials or user data.
+
+A module cannot mark its own result ``no_log`` (Ansible strips internal keys
+from module returns); its action can, so a task that asks for secrets shows
+them neither in the output nor in logs, while the facts are still set.
+"""
+
+from __future__ import annotations
+
+from ansible.plugins.action import ActionBase
+from ansible.utils.vars import merge_hash
+
+# Keys of the ``ec2`` fact that only a task asking for them gets.
+SENSITIVE_KEYS = ("iam_security_credentials", "identity_credentials_ec2", "user_data")
+
+
+def holds_secrets(result):
+    """Whether a module result carries credentials or user data."""
+    instance = result.get("ansible_facts", {}).get("ec2") or {}
+    return any(key in instance for key in SENSITIVE_KEYS)
+
+
+class ActionModule(ActionBase):
+    _supports_check_mode = True
+    # An async job's result would reach async_status uncensored.
+    _supports_async = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        del tmp  # unused since ansible-core 2.x
+        result = merge_hash(result, self._execute_module(task_vars=task_vars))
+        if holds_secrets(result):
+            result["_ansible_no_log"] = True
+        self._remove_tmp_path(self._connection._shell.tmpdir)
+        return result

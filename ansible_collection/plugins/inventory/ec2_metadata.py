@@ -1,0 +1,135 @@
+# Copyright: ec2-metadata-core contributors
+# MIT License (see LICENSE in the project repository)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+name: ec2_metadata
+short_description: The EC2 instance Ansible runs on, as a one-host inventory
+version_added: 0.1.0
+author:
+  - ec2-metadata-core maintainers (!UNKNOWN)
+description:
+  - For ansible-pull and instances that configure themselves - reads the instance metadata service
+    (IMDSv2) of the machine Ansible runs on and makes that instance the one host of the inventory,
+    reached with the C(local) connection.
+  - The host's variable C(ec2) holds the whole instance, the same dictionary that
+    M(imds.ec2.ec2_metadata_facts) sets as a fact, so C(compose), C(groups) and C(keyed_groups) can
+    place it by tag, availability zone, instance type and the like, before any play runs.
+  - Credentials and user data are never read.
+  - Group names are always made safe (every character outside letters, digits and C(_) becomes
+    C(_)), so an C(az) key group for C(eu-central-1b) is C(az_eu_central_1b).
+  - Settings not given here come from the environment Ansible runs in and the shared AWS config
+    file, as for the AWS SDKs (E(AWS_EC2_METADATA_SERVICE_ENDPOINT),
+    E(AWS_METADATA_SERVICE_TIMEOUT), ...).
+  - The configuration file's name must end in C(ec2_metadata.yml), C(ec2_metadata.yaml),
+    C(imds_ec2.yml) or C(imds_ec2.yaml).
+extends_documentation_fragment:
+  - ansible.builtin.constructed
+options:
+  plugin:
+    description: Marks the file as this plugin's configuration.
+    type: str
+    required: true
+    choices: [imds.ec2.ec2_metadata]
+  hostname:
+    description:
+      - The name of the host. Without it, the instance ID.
+      - Set V(localhost) for playbooks that target C(localhost).
+      - The host gets C(ansible_connection=local) and, like the implicit localhost, the Python
+        running Ansible as C(ansible_python_interpreter); O(compose) can set either otherwise.
+    type: str
+  endpoint:
+    description:
+      - Base URL of the instance metadata service, such as V(http://169.254.169.254).
+      - When not set, E(AWS_EC2_METADATA_SERVICE_ENDPOINT) and the shared AWS config decide.
+    type: str
+  timeout:
+    description: Seconds to wait for each answer (default V(1), or E(AWS_METADATA_SERVICE_TIMEOUT)).
+    type: float
+  attempts:
+    description: Tries per request (default V(3), or E(AWS_METADATA_SERVICE_NUM_ATTEMPTS)).
+    type: int
+  token_ttl:
+    description: Lifetime in seconds asked for the IMDSv2 session token, V(1) to V(21600).
+    type: int
+    default: 21600
+"""
+
+EXAMPLES = r"""
+# instance.imds_ec2.yml, used as: ansible-pull -i instance.imds_ec2.yml ... or
+# ansible-playbook -i instance.imds_ec2.yml site.yml
+plugin: imds.ec2.ec2_metadata
+keyed_groups:
+  # role_web for an instance tagged Role=web
+  - key: ec2.tags.Role
+    prefix: role
+  # az_eu_central_1b
+  - key: ec2.availability_zone
+    prefix: az
+  - key: ec2.tags['aws:autoscaling:groupName']
+    prefix: asg
+    default_value: none
+groups:
+  spot: ec2.instance_life_cycle == 'spot'
+compose:
+  ansible_host: ec2.private_ipv4
+"""
+
+import sys  # noqa: E402
+
+from ansible.errors import AnsibleParserError  # noqa: E402
+from ansible.inventory.group import to_safe_group_name  # noqa: E402
+from ansible.plugins.inventory import BaseInventoryPlugin, Constructable  # noqa: E402
+from ansible_collections.imds.ec2.plugins.module_utils.ansible_face import (  # noqa: E402
+    failure_message,
+    gather,
+)
+from ansible_collections.imds.ec2.plugins.module_utils.errors import IMDSError  # noqa: E402
+
+CONFIG_SUFFIXES = tuple(
+    stem + extension for stem in ("ec2_metadata", "imds_ec2") for extension in (".yml", ".yaml")
+)
+
+
+class InventoryModule(BaseInventoryPlugin, Constructable):
+    """One host, this instance, with its metadata as the variable ``ec2``."""
+
+    NAME = "imds.ec2.ec2_metadata"
+
+    def verify_file(self, path):
+        return super().verify_file(path) and path.endswith(CONFIG_SUFFIXES)
+
+    def _sanitize_group_name(self, name):
+        # AZs, tag values and instance types hold '-' and '.': always make them safe.
+        return to_safe_group_name(name, force=True, silent=True)
+
+    def _read_instance(self):
+        try:
+            return gather(
+                endpoint=self.get_option("endpoint"),
+                timeout=self.get_option("timeout"),
+                attempts=self.get_option("attempts"),
+                token_ttl=self.get_option("token_ttl"),
+            )
+        except IMDSError as exc:
+            raise AnsibleParserError(failure_message(exc)) from None
+
+    def parse(self, inventory, loader, path, cache=True):
+        super().parse(inventory, loader, path, cache)
+        self._read_config_data(path)
+        instance = self._read_instance()
+        host = self.get_option("hostname") or instance["instance_id"]
+        self.inventory.add_host(host)
+        self.inventory.set_variable(host, "ec2", instance)
+        self.inventory.set_variable(host, "ansible_connection", "local")
+        # Like the implicit localhost: modules run with the Python running Ansible.
+        self.inventory.set_variable(host, "ansible_python_interpreter", sys.executable)
+        strict = self.get_option("strict")
+        variables = self.inventory.get_host(host).get_vars()
+        self._set_composite_vars(self.get_option("compose"), variables, host, strict=strict)
+        self._add_host_to_composed_groups(self.get_option("groups"), variables, host, strict=strict)
+        self._add_host_to_keyed_groups(
+            self.get_option("keyed_groups"), variables, host, strict=strict
+        )

@@ -1,0 +1,45 @@
+# Copyright: ec2-metadata-core contributors
+# MIT License (see LICENSE in the project repository)
+"""What the module and the inventory plugin share: one gather, one failure message."""
+
+from __future__ import annotations
+
+from ansible_collections.imds.ec2.plugins.module_utils.errors import (
+    IMDSTimeoutError,
+    IMDSUnavailableError,
+)
+from ansible_collections.imds.ec2.plugins.module_utils.model import EC2Metadata
+from ansible_collections.imds.ec2.plugins.module_utils.snapshot import snapshot
+
+# A refused or reset connection: the core names the endpoint and the error,
+# the likely cause is for the face to say.
+NOT_REACHED_HINT = "not on EC2, or the metadata endpoint is wrong or turned off"
+
+
+def gather(
+    endpoint=None,
+    timeout=None,
+    attempts=None,
+    token_ttl=None,
+    include_secrets=False,
+    include_user_data=False,
+    raw=None,
+):
+    """The snapshot of the instance; settings left None come from the AWS environment."""
+    metadata = EC2Metadata(
+        endpoint=endpoint, timeout=timeout, attempts=attempts, token_ttl=token_ttl
+    )
+    try:
+        return snapshot(
+            metadata, include_secrets=include_secrets, include_user_data=include_user_data, raw=raw
+        )
+    finally:
+        metadata.clear_all()
+
+
+def failure_message(exc):
+    """One line for a failed gather (``exc`` is an IMDSError)."""
+    message = "cannot read EC2 instance metadata: {}".format(exc)
+    if isinstance(exc, IMDSUnavailableError) and not isinstance(exc, IMDSTimeoutError):
+        message += " ({})".format(NOT_REACHED_HINT)
+    return message

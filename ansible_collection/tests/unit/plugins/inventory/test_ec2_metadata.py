@@ -1,0 +1,92 @@
+# Copyright: ec2-metadata-core contributors
+# MIT License (see LICENSE in the project repository)
+"""The inventory plugin parsing config files against the IMDS simulator of ec2-metadata-core."""
+
+from __future__ import annotations
+
+import pytest
+from ansible.errors import AnsibleParserError
+from ansible.inventory.data import InventoryData
+from ansible.parsing.dataloader import DataLoader
+from ansible.plugins.loader import inventory_loader
+
+try:
+    from ec2_metadata_core.simulator import Simulator
+except ImportError:  # a clear failure, not a skip: these tests need the simulator
+    Simulator = None
+
+
+@pytest.fixture
+def simulator():
+    if Simulator is None:
+        pytest.fail("these tests need the IMDS simulator: pip install ec2-metadata-core")
+    sim = Simulator().start()
+    yield sim
+    sim.stop()
+
+
+def parse(tmp_path, text, name="instance.imds_ec2.yml"):
+    path = tmp_path / name
+    path.write_text(text)
+    plugin = inventory_loader.get("imds.ec2.ec2_metadata")
+    assert plugin.verify_file(str(path))
+    inventory = InventoryData()
+    plugin.parse(inventory, DataLoader(), str(path), cache=False)
+    return inventory
+
+
+@pytest.mark.parametrize("name", ["a.ec2_metadata.yml", "imds_ec2.yaml", "ec2_metadata.yaml"])
+def test_accepts_its_config_names(tmp_path, name):
+    path = tmp_path / name
+    path.write_text("plugin: imds.ec2.ec2_metadata\n")
+    assert inventory_loader.get("imds.ec2.ec2_metadata").verify_file(str(path))
+
+
+@pytest.mark.parametrize("name", ["hosts.yml", "aws_ec2.yml", "ec2_metadata.ini"])
+def test_leaves_other_files_to_other_plugins(tmp_path, name):
+    path = tmp_path / name
+    path.write_text("plugin: imds.ec2.ec2_metadata\n")
+    assert not inventory_loader.get("imds.ec2.ec2_metadata").verify_file(str(path))
+
+
+def test_one_local_host_grouped_by_tag_and_zone(tmp_path, simulator):
+    inventory = parse(
+        tmp_path,
+        "plugin: imds.ec2.ec2_metadata\n"
+        "endpoint: {}\n"
+        "keyed_groups:\n"
+        "  - {{key: ec2.tags.Role, prefix: role}}\n"
+        "  - {{key: ec2.availability_zone, prefix: az}}\n"
+        "groups:\n"
+        "  on_demand: ec2.instance_life_cycle == 'on-demand'\n"
+        "compose:\n"
+        "  instance_type: ec2.instance_type\n".format(simulator.url),
+    )
+    assert list(inventory.hosts) == ["i-0123456789abcdef0"]
+    host = inventory.get_host("i-0123456789abcdef0")
+    variables = host.get_vars()
+    assert variables["ansible_connection"] == "local"
+    assert variables["ec2"]["region"] == "eu-central-1"
+    assert variables["instance_type"] == "m5.large"
+    groups = {group.name for group in host.get_groups()}
+    assert {"role_web", "az_eu_central_1b", "on_demand"} <= groups
+    assert "iam_security_credentials" not in variables["ec2"]
+
+
+def test_hostname_option(tmp_path, simulator):
+    inventory = parse(
+        tmp_path,
+        "plugin: imds.ec2.ec2_metadata\nendpoint: {}\nhostname: localhost\n".format(simulator.url),
+    )
+    assert list(inventory.hosts) == ["localhost"]
+
+
+def test_unreachable_endpoint_is_a_parser_error(tmp_path):
+    with pytest.raises(AnsibleParserError, match="cannot read EC2 instance metadata"):
+        parse(
+            tmp_path,
+            "plugin: imds.ec2.ec2_metadata\n"
+            "endpoint: http://127.0.0.1:9\n"
+            "attempts: 1\n"
+            "timeout: 0.5\n",
+        )

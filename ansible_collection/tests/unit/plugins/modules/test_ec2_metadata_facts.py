@@ -1,0 +1,80 @@
+# Copyright: ec2-metadata-core contributors
+# MIT License (see LICENSE in the project repository)
+"""The module run in-process against the IMDS simulator of ec2-metadata-core."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.imds.ec2.plugins.modules import ec2_metadata_facts
+
+try:
+    from ec2_metadata_core.simulator import Simulator
+except ImportError:  # a clear failure, not a skip: these tests need the simulator
+    Simulator = None
+
+
+@pytest.fixture
+def simulator():
+    if Simulator is None:
+        pytest.fail("these tests need the IMDS simulator: pip install ec2-metadata-core")
+    sim = Simulator().start()
+    yield sim
+    sim.stop()
+
+
+def run_module(capsys, **args):
+    with patch_module_args(args), pytest.raises(SystemExit):
+        ec2_metadata_facts.main()
+    return json.loads(capsys.readouterr().out)
+
+
+def test_facts_hold_the_snapshot(simulator, capsys):
+    result = run_module(capsys, endpoint=simulator.url)
+    ec2 = result["ansible_facts"]["ec2"]
+    assert result["changed"] is False
+    assert ec2["region"] == "eu-central-1"
+    assert ec2["tags"]["aws:autoscaling:groupName"] == "web-asg"
+    assert ec2["network_interfaces"][ec2["mac"]]["subnet_id"].startswith("subnet-")
+    assert "iam_security_credentials" not in ec2
+    assert "user_data" not in ec2
+    assert not [name for name in result["ansible_facts"] if name.startswith("ansible_ec2_")]
+
+
+def test_legacy_facts_on_request(simulator, capsys):
+    result = run_module(capsys, endpoint=simulator.url, legacy_facts=True)
+    facts = result["ansible_facts"]
+    assert facts["ansible_ec2_placement_availability_zone"] == "eu-central-1b"
+    assert facts["ansible_ec2_instance_tags"]["Role"] == "web"
+    assert "simulator-secret" not in json.dumps(facts)
+
+
+def test_secrets_on_request(simulator, capsys):
+    result = run_module(
+        capsys, endpoint=simulator.url, include_secrets=True, include_user_data=True
+    )
+    ec2 = result["ansible_facts"]["ec2"]
+    assert ec2["iam_security_credentials"]["AccessKeyId"] == "ASIASIMULATORKEY0001"
+    assert "simulator-user-data-secret" in ec2["user_data"]["content"]
+
+
+def test_amazon_aws_option_name_is_an_alias(simulator, capsys):
+    result = run_module(capsys, endpoint=simulator.url, metadata_token_ttl_seconds=60)
+    assert result["ansible_facts"]["ec2"]["instance_id"].startswith("i-")
+
+
+def test_bad_setting_fails_with_its_name(simulator, capsys):
+    result = run_module(capsys, endpoint=simulator.url, token_ttl=0)
+    assert result["failed"] is True
+    assert "token_ttl" in result["msg"]
+
+
+def test_refused_endpoint_fails_with_one_line(capsys):
+    result = run_module(capsys, endpoint="http://127.0.0.1:9", timeout=0.5, attempts=1)
+    assert result["failed"] is True
+    assert result["msg"].startswith("cannot read EC2 instance metadata: ")
+    assert "127.0.0.1:9" in result["msg"]
+    assert "not on EC2" in result["msg"]
+    assert "\n" not in result["msg"]

@@ -1,0 +1,183 @@
+"""Interpreters, paths and environments for the imds.ec2 collection tests.
+
+Also a command, run with network access before the tests (they run in a
+loopback-only namespace): ``.venv/bin/python tests/ansible/imds_ansible_env.py
+prime-sanity`` creates the virtual environments ansible-test's sanity tests
+install their pinned tools into (under ``~/.ansible/test/venv``), so the
+sanity test finds them ready.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD_SCRIPT = REPO / "ansible_collection" / "build.py"
+VENV_BIN = Path(sys.executable).parent
+# Every target Python ansible-core 2.19 supports that the client must run on.
+TARGET_VERSIONS = ("3.8", "3.9", "3.10", "3.11", "3.12", "3.13")
+PRIME_COMMAND = ".venv/bin/python tests/ansible/imds_ansible_env.py prime-sanity"
+# ansible-test fetches get-pip.py from a host outside this network; this
+# stand-in installs pip from the standard library instead.
+GET_PIP_STAND_IN = '''"""Stand-in for get-pip.py, written by tests/ansible/imds_ansible_env.py.
+
+ansible-test runs it in a new virtual environment to install pip; this one
+installs the pip bundled with Python (ensurepip), which needs no network.
+"""
+import ensurepip
+
+ensurepip.bootstrap(upgrade=True, default_pip=True)
+'''
+
+
+class Built(NamedTuple):
+    stage: Path  # .../ansible_collections/imds/ec2, the tree the tarball was built from
+    tarball: Path
+
+
+class Run(NamedTuple):
+    returncode: int
+    output: str
+
+
+def local_inventory(hosts: Dict[str, Path]) -> str:
+    """An INI inventory of local-connection hosts, each with its own interpreter."""
+    lines: List[str] = ["[targets]"]
+    lines += ["{} ansible_python_interpreter={}".format(name, path) for name, path in hosts.items()]
+    lines += ["", "[targets:vars]", "ansible_connection=local"]
+    return "\n".join(lines) + "\n"
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+class MissingTool(Exception):
+    """Something the tests need is not on this machine; the message says what to do."""
+
+
+def load_build() -> ModuleType:
+    """``ansible_collection/build.py`` as a module (it is a script, not a package)."""
+    spec = importlib.util.spec_from_file_location("imds_collection_build", BUILD_SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def target_python(version: str) -> Path:
+    """A real (not pyenv-shim) interpreter of ``version``."""
+    roots = [os.environ.get("PYENV_ROOT", ""), os.path.expanduser("~/.pyenv")]
+    patterns = [
+        os.path.join(root, "versions", version + ".*", "bin", "python" + version)
+        for root in roots
+        if root
+    ]
+    patterns += ["/usr/local/bin/python" + version, "/usr/bin/python" + version]
+    for pattern in patterns:
+        for candidate in sorted(glob.glob(pattern), reverse=True):
+            if os.access(candidate, os.X_OK):
+                return Path(candidate)
+    raise MissingTool(
+        "Python {0} not found (looked in $PYENV_ROOT/versions/{0}.*, /usr/local/bin, /usr/bin): "
+        "the collection is tested on every target Python from {1} to {2}; "
+        "install it, e.g. `pyenv install {0}`".format(
+            version, TARGET_VERSIONS[0], TARGET_VERSIONS[-1]
+        )
+    )
+
+
+def target_pythons() -> Dict[str, Path]:
+    return {version: target_python(version) for version in TARGET_VERSIONS}
+
+
+def tool_path(pythons: Dict[str, Path]) -> str:
+    """PATH with the venv's tools first, then the target Pythons, without pyenv shims.
+
+    ansible-test finds ``python3.X`` on PATH, and a pyenv shim for a version
+    that is not the active one fails when run.
+    """
+    entries = [str(VENV_BIN)] + [str(path.parent) for path in pythons.values()]
+    entries += [
+        entry
+        for entry in os.environ.get("PATH", os.defpath).split(os.pathsep)
+        if entry and "/.pyenv/shims" not in entry and entry not in entries
+    ]
+    return os.pathsep.join(entries)
+
+
+def ansible_test_pip_version() -> str:
+    """The pip version ansible-test bootstraps into its virtual environments."""
+    import ansible_test  # type: ignore[import-untyped]
+
+    source = Path(ansible_test.__file__).parent / "_internal" / "python_requirements.py"
+    match = re.search(r"default_packages = dict\(\s*pip='([0-9.]+)'", source.read_text())
+    if match is None:
+        raise MissingTool("cannot tell which pip version ansible-test wants from {}".format(source))
+    return match.group(1)
+
+
+def seed_get_pip(home: Optional[Path] = None) -> Path:
+    """Write the get-pip stand-in where ansible-test looks for a cached get-pip.py."""
+    cache = (home or Path.home()) / ".ansible" / "test" / "cache"
+    path = cache / "get_pip_{}.py".format(ansible_test_pip_version().replace(".", "_"))
+    if not path.is_file() or path.read_text() != GET_PIP_STAND_IN:
+        cache.mkdir(parents=True, exist_ok=True)
+        path.write_text(GET_PIP_STAND_IN)
+    return path
+
+
+def ansible_test(
+    args: Sequence[str], collection: Path, path: str, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """Run ``ansible-test ARGS`` in the staged collection ``collection``."""
+    env = dict(os.environ, PATH=path, ANSIBLE_NOCOLOR="1")
+    return subprocess.run(
+        [str(VENV_BIN / "ansible-test"), *args],
+        cwd=str(collection),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def prime_sanity() -> int:
+    """Create ansible-test's sanity environments (downloads their pinned tools)."""
+    pythons = target_pythons()
+    seed_get_pip()
+    with tempfile.TemporaryDirectory(prefix="imds-ec2-prime-") as temp:
+        collection = load_build().stage(Path(temp) / "ansible_collections" / "imds" / "ec2")
+        result = ansible_test(
+            ["sanity", "--local", "--prime-venvs"], collection, tool_path(pythons), timeout=3600
+        )
+    sys.stdout.write(result.stdout)
+    return result.returncode
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["prime-sanity"])
+    parser.parse_args(argv)
+    try:
+        return prime_sanity()
+    except MissingTool as exc:
+        print("imds_ansible_env.py: {}".format(exc), file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
