@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import threading
 import time
 from typing import (
@@ -51,6 +52,8 @@ RETRYABLE_STATUSES = frozenset((429, 500, 502, 503, 504))
 NO_V2_STATUSES = frozenset((403, 404, 405))
 BACKOFF_BASE = 0.05
 BACKOFF_CAP = 1.0
+# A token travels in a header line: visible ASCII only.
+_TOKEN = re.compile(r"[\x21-\x7e]+\Z")
 
 
 Body = Union[Optional[bytes], IMDSError]
@@ -192,9 +195,13 @@ class IMDSClient:
                 exc.status,
             ) from None
         if response.status == 200:
-            token = response.body.decode("ascii", "replace").strip()
+            token = response.body.decode("latin-1").strip()
             if not token:
                 raise TokenError("IMDS answered the token request with an empty token", 200)
+            if not _TOKEN.match(token):
+                # It goes into a header line: a space, a line break or a
+                # non-ASCII byte would garble every request that carries it.
+                raise TokenError("IMDS answered the token request with a malformed token", 200)
             granted = response.headers.get(TOKEN_TTL_HEADER.lower(), "")
             try:
                 return token, int(granted)
@@ -206,15 +213,19 @@ class IMDSClient:
                 404: "this endpoint does not support IMDSv2",
                 405: "this endpoint does not support IMDSv2",
             }[response.status]
+            if response.status != 403 and not self.settings.allow_imdsv1:
+                why += (
+                    " (falling back to IMDSv1 is off: allow it with allow_imdsv1=True "
+                    "or AWS_EC2_METADATA_V1_DISABLED=false)"
+                )
             raise TokenError(
                 "IMDS refused the token request ({}): {}".format(response.status, why),
                 response.status,
             )
         if response.status == 400:
+            # The TTL was validated before sending: 400 is about the request as a whole.
             raise TokenError(
-                "IMDS rejected the token request (400): token TTL {} is outside 1..21600".format(
-                    ttl
-                ),
+                "IMDS rejected the token request as malformed (400; TTL asked: {} s)".format(ttl),
                 400,
             )
         raise TokenError(
@@ -292,26 +303,46 @@ class IMDSClient:
         each answer arrives (body ``None`` for 404) and names further paths to
         read, so dependent reads (a listing, then its entries) start at once.
         Returns every path's body, ``None`` if absent, or the ``IMDSError`` that
-        kept it from being read. A 401 renews the token and retries once.
-        Token errors are raised: without a token nothing can be read.
+        kept it from being read. Each request leaves with the token current at
+        that moment (requests queue, and a short-lived token can expire while
+        they wait); a 401 renews the token and retries once. A token error
+        before the first request is raised: without a token nothing can be read.
         """
         if self.settings.disabled:
             raise MetadataDisabledError()
         self._token_headers()  # fail fast: without a token nothing can be read
         outcomes: Dict[str, Body] = {}
         queued: Set[str] = set()
+        # The first token failure of this pass: later requests share it rather
+        # than each paying for another failing token request.
+        token_failure: List[IMDSError] = []
+        unstamped = {} if self._v1 else {TOKEN_HEADER: ""}
+
+        def stamp(job: Job) -> None:
+            if TOKEN_HEADER not in job.headers:
+                return  # IMDSv1
+            if token_failure:
+                raise token_failure[0]
+            try:
+                token = self.tokens.get()
+            except IMDSError as exc:
+                token_failure.append(exc)
+                raise
+            if job.headers[TOKEN_HEADER] != token:
+                job.headers = {TOKEN_HEADER: token}
 
         def jobs_for(new_paths: Iterable[str]) -> Iterator[Job]:
-            # Asked per batch, so paths found late carry a token renewed meanwhile.
-            headers, _ = self._token_headers()
             for path in new_paths:
                 if path not in queued:
                     queued.add(path)
-                    yield Job(_Key(path, time.monotonic()), "GET", "/latest/" + path, headers)
+                    yield Job(_Key(path, time.monotonic()), "GET", "/latest/" + path, unstamped)
 
         def on_done(job: Job, outcome: Outcome) -> Iterable[Job]:
-            result = self._classify(job, outcome)
             key: _Key = job.key
+            if isinstance(outcome, TokenError):
+                outcomes[key.path] = outcome  # from stamp(); retried already
+                return []
+            result = self._classify(job, outcome)
             if isinstance(result, Job):
                 return [result]
             if isinstance(result, IMDSError):
@@ -320,12 +351,7 @@ class IMDSClient:
             if result.status == 401 and not key.renewed and TOKEN_HEADER in job.headers:
                 log.debug("IMDS answered 401 for %s; renewing the token", job.path)
                 self.tokens.invalidate(job.headers[TOKEN_HEADER])
-                try:
-                    fresh, _ = self._token_headers()
-                except IMDSError as exc:
-                    outcomes[key.path] = exc
-                    return []
-                return [Job(_Key(key.path, key.started, True), "GET", job.path, fresh)]
+                return [Job(_Key(key.path, key.started, True), "GET", job.path, unstamped)]
             if result.status not in (200, 404):
                 outcomes[key.path] = IMDSHTTPError(job.path, result.status)
                 return []
@@ -334,7 +360,7 @@ class IMDSClient:
             return jobs_for(follow(key.path, body)) if follow is not None else ()
 
         self.transport.exchange(
-            jobs_for(paths), self.settings.timeout, self.settings.max_concurrency, on_done
+            jobs_for(paths), self.settings.timeout, self.settings.max_concurrency, on_done, stamp
         )
         return outcomes
 

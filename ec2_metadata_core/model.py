@@ -10,6 +10,7 @@ call ``clear_all()`` to refetch).
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -37,6 +38,8 @@ Reader = Callable[[str], Optional[bytes]]
 
 _META = "meta-data/"
 _MACS = "meta-data/network/interfaces/macs/"
+_IDENTITY = "dynamic/instance-identity/document"
+_IAM_INFO = "meta-data/iam/info"
 
 
 class IamInfoDict(TypedDict):
@@ -100,6 +103,14 @@ def _spot_action(path: str, body: Optional[bytes]) -> Optional[SpotInstanceActio
     if action not in ("hibernate", "stop", "terminate"):
         raise MalformedResponseError(path, "spot action")
     return SpotInstanceAction(action, parse.timestamp(path, document.get("time")))
+
+
+def _field(path: str, document: Mapping[str, Any], key: str) -> str:
+    """A string the document must hold: a missing or odd one is malformed, not a KeyError."""
+    value = document.get(key)
+    if not isinstance(value, str):
+        raise MalformedResponseError(path, "JSON object with a string {!r}".format(key))
+    return value
 
 
 def _iam_info(path: str, body: Optional[bytes]) -> Optional[IamInfoDict]:
@@ -215,7 +226,7 @@ class EC2Metadata(LazyObject):
     @property
     def account_id(self) -> str:
         """The current AWS account ID, e.g. '123456789012'."""
-        return self.instance_identity_document["accountId"]
+        return _field(_IDENTITY, self.instance_identity_document, "accountId")
 
     ami_id = Leaf("meta-data/ami-id", parse.text, "The ID of the AMI used to launch the instance.")
     ami_launch_index = Leaf(
@@ -277,7 +288,7 @@ class EC2Metadata(LazyObject):
         "The instance's hostname as the OS sees it (private DNS, IP or resource name).",
     )
     iam_info = Leaf(
-        "meta-data/iam/info",
+        _IAM_INFO,
         _iam_info,
         "The IAM instance profile (IamInfoDict), or None if no role is attached.",
     )
@@ -303,7 +314,7 @@ class EC2Metadata(LazyObject):
     )
     instance_id = Leaf("meta-data/instance-id", parse.text, "The instance ID, e.g. 'i-123456'.")
     instance_identity_document = Leaf(
-        "dynamic/instance-identity/document",
+        _IDENTITY,
         _identity_document,
         "The instance identity document (InstanceIdentityDocumentDict).",
     )
@@ -409,19 +420,19 @@ class EC2Metadata(LazyObject):
     @cached_property
     def region(self) -> str:
         """The region the instance runs in, e.g. 'eu-west-1'."""
-        return self.instance_identity_document["region"]
+        return _field(_IDENTITY, self.instance_identity_document, "region")
 
     @property
     def instance_profile_arn(self) -> Optional[str]:
         """The ARN of the instance profile, from ``iam_info``, or None."""
         info = self.iam_info
-        return None if info is None else info["InstanceProfileArn"]
+        return None if info is None else _field(_IAM_INFO, info, "InstanceProfileArn")
 
     @property
     def instance_profile_id(self) -> Optional[str]:
         """The ID of the instance profile, from ``iam_info``, or None."""
         info = self.iam_info
-        return None if info is None else info["InstanceProfileId"]
+        return None if info is None else _field(_IAM_INFO, info, "InstanceProfileId")
 
     @property
     def instance_profile_name(self) -> Optional[str]:
@@ -473,7 +484,7 @@ class EC2Metadata(LazyObject):
         keys: Dict[str, PublicKey] = {}
         for line in parse.lines(path, self._read(path)):
             index, sep, name = line.partition("=")
-            if not sep or not index.isdigit():
+            if not sep or not (index.isascii() and index.isdigit()):  # int() fails on "²"
                 raise MalformedResponseError(path, "INDEX=NAME listing")
             keys[name] = PublicKey(int(index), self)
         return keys
@@ -496,6 +507,10 @@ class InstanceTags(Mapping[str, str]):
     def __init__(self, names: List[str], parent: EC2Metadata) -> None:
         self._map: Dict[str, Optional[str]] = dict.fromkeys(names)
         self.parent = parent
+        # One lock a name, so threads reading one tag fetch it once, and
+        # threads reading different tags do not wait for each other.
+        self._locks: Dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
 
     @classmethod
     def path(cls, name: str) -> str:
@@ -505,9 +520,14 @@ class InstanceTags(Mapping[str, str]):
     def __getitem__(self, name: str) -> str:
         value = self._map[name]
         if value is None:
-            path = self.path(name)
-            value = parse.text(path, self.parent._read(path))
-            self._map[name] = value
+            with self._locks_guard:
+                lock = self._locks.setdefault(name, threading.Lock())
+            with lock:
+                value = self._map[name]
+                if value is None:
+                    path = self.path(name)
+                    value = parse.text(path, self.parent._read(path))
+                    self._map[name] = value
         return value
 
     def __iter__(self) -> Iterator[str]:

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
+import re
 from typing import Any, Dict, List, Optional
 
 from .errors import MalformedResponseError, PathNotFoundError
+
+_INTEGER = re.compile(r"-?[0-9]{1,18}\Z")
 
 
 def text(path: str, body: Optional[bytes]) -> str:
@@ -34,10 +38,15 @@ def decode(path: str, body: bytes) -> str:
 
 
 def lines(path: str, body: Optional[bytes]) -> List[str]:
-    """One value a line; ``[]`` when absent."""
+    """One value a line; ``[]`` when absent.
+
+    IMDS ends lines with a line feed (a CRLF is taken too); ``str.splitlines``
+    would also cut at characters a value may hold (form feed, NEL, U+2028, ...).
+    """
     if body is None:
         return []
-    return [line for line in decode(path, body).splitlines() if line]
+    found = (line[:-1] if line.endswith("\r") else line for line in decode(path, body).split("\n"))
+    return [line for line in found if line]
 
 
 def listing(path: str, body: Optional[bytes]) -> List[str]:
@@ -46,24 +55,71 @@ def listing(path: str, body: Optional[bytes]) -> List[str]:
 
 
 def integer(path: str, body: Optional[bytes]) -> int:
+    # int() alone also takes "1_0", "+1" and non-ASCII digits such as "٣".
     value = text(path, body).strip()
-    try:
-        return int(value)
-    except ValueError:
-        raise MalformedResponseError(path, "integer") from None
+    if not _INTEGER.match(value):
+        raise MalformedResponseError(path, "integer")
+    return int(value)
 
 
 def optional_integer(path: str, body: Optional[bytes]) -> Optional[int]:
     return None if body is None else integer(path, body)
 
 
+# A \uD800..\uDFFF escape: only then can a parsed string hold a lone surrogate.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# IMDS documents nest three levels at most; every reader of a snapshot
+# (flatten, JSON and YAML writers, Jinja) recurses once a level.
+MAX_JSON_DEPTH = 32
+
+
 def json_document(path: str, body: Optional[bytes]) -> Any:
+    """A JSON document as RFC 8259 has it, so it can be written out as JSON again.
+
+    Python's reader also takes NaN and Infinity (and turns 1e999 into inf),
+    and keeps an unpaired surrogate escape as a string no encoder can write:
+    the snapshot would no longer be JSON. Nesting deeper than
+    ``MAX_JSON_DEPTH`` is malformed too, not a RecursionError later.
+    """
     if body is None:
         raise PathNotFoundError(path)
     try:
-        return json.loads(decode(path, body))
-    except ValueError:
+        value = json.loads(decode(path, body), parse_constant=_no_constant, parse_float=_finite)
+    except (ValueError, RecursionError):
         raise MalformedResponseError(path, "JSON") from None
+    may_nest = body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH
+    if (may_nest or _SURROGATE_ESCAPE.search(body)) and not _writable(value):
+        raise MalformedResponseError(path, "JSON")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(text)
+    return number
+
+
+def _writable(value: Any) -> bool:
+    """No lone surrogate in any string, no nesting past ``MAX_JSON_DEPTH``."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+        elif isinstance(item, (dict, list)):
+            if depth >= MAX_JSON_DEPTH:
+                return False
+            children = [*item, *item.values()] if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return True
 
 
 def optional_json_object(path: str, body: Optional[bytes]) -> Optional[Dict[str, Any]]:
@@ -94,8 +150,9 @@ def timestamp(path: str, value: Any) -> dt.datetime:
         text_value = text_value[:-1] + "+00:00"
     try:
         parsed = dt.datetime.fromisoformat(text_value)
-    except ValueError:
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=dt.timezone.utc)
+        # OverflowError: an offset that moves the time past year 1 or 9999.
+        return parsed.astimezone(dt.timezone.utc)
+    except (ValueError, OverflowError):
         raise MalformedResponseError(path, "ISO 8601 time") from None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=dt.timezone.utc)
-    return parsed.astimezone(dt.timezone.utc)

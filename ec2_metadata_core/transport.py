@@ -13,11 +13,11 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Deque, Dict, Iterable
+from typing import TYPE_CHECKING, Any, Deque, Dict, Iterable, Optional
 
 from . import wire
 from .errors import IMDSError, IMDSTimeoutError, IMDSUnavailableError
-from .wire import Job, OnDone, Response
+from .wire import Job, OnDone, Prepare, Response
 
 if TYPE_CHECKING:  # pragma: no cover
     import requests
@@ -33,7 +33,14 @@ class Transport:
     ) -> Response:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def exchange(self, jobs: Iterable[Job], timeout: float, limit: int, on_done: OnDone) -> None:
+    def exchange(
+        self,
+        jobs: Iterable[Job],
+        timeout: float,
+        limit: int,
+        on_done: OnDone,
+        prepare: Optional[Prepare] = None,
+    ) -> None:
         """Run ``jobs``; ``on_done`` sees each outcome and may queue more (see ``wire``).
 
         This default sends one request at a time; ``limit`` is a ceiling, not a promise.
@@ -45,6 +52,8 @@ class Transport:
             if pause > 0:
                 time.sleep(pause)
             try:
+                if prepare is not None:
+                    prepare(job)
                 outcome: wire.Outcome = self.request(job.method, job.path, job.headers, timeout)
             except IMDSError as exc:
                 outcome = exc
@@ -83,7 +92,14 @@ class StdlibTransport(Transport):
             raise outcome
         return outcome
 
-    def exchange(self, jobs: Iterable[Job], timeout: float, limit: int, on_done: OnDone) -> None:
+    def exchange(
+        self,
+        jobs: Iterable[Job],
+        timeout: float,
+        limit: int,
+        on_done: OnDone,
+        prepare: Optional[Prepare] = None,
+    ) -> None:
         if self._pid != os.getpid():
             # A forked child (a Salt job, say) inherited the parent's idle
             # sockets: using them would interleave both processes' answers.
@@ -92,7 +108,7 @@ class StdlibTransport(Transport):
             old = self.pool
             self.pool = wire.Pool(old.host, old.port, old.https)
             old.close()
-        wire.exchange(self.pool, jobs, timeout, limit, on_done)
+        wire.exchange(self.pool, jobs, timeout, limit, on_done, prepare)
 
     def close(self) -> None:
         self.pool.close()

@@ -254,11 +254,15 @@ class Pool:
 # line break, non-ASCII from a listing entry) is percent-encoded, so no name
 # IMDS lists can break the request line; '%' stays, for paths already quoted.
 _PATH_SAFE = "".join(chr(code) for code in range(0x21, 0x7F))
+_PATH_UNSAFE = re.compile(r"[^\x21-\x7e]")
 
 
 def encode(pool: Pool, job: Job) -> bytes:
+    path = job.path
+    if _PATH_UNSAFE.search(path):  # rare: spare every other request quote()'s cost
+        path = quote(path, safe=_PATH_SAFE)
     lines = [
-        "{} {} HTTP/1.1".format(job.method, quote(job.path, safe=_PATH_SAFE)),
+        "{} {} HTTP/1.1".format(job.method, path),
         "Host: " + pool.host_header,
         "User-Agent: " + USER_AGENT,
         "Accept: */*",
