@@ -161,7 +161,7 @@ def _dump(metadata: EC2Metadata, args: argparse.Namespace) -> int:
             raise ConfigError("--format yaml needs PyYAML: pip install PyYAML") from None
         out = yaml.safe_dump(data, default_flow_style=False, sort_keys=True, allow_unicode=True)
         out = out.rstrip("\n")
-    print(out)
+    _emit((out + "\n").encode("utf-8"))
     return 0
 
 
@@ -179,8 +179,7 @@ def _get(metadata: EC2Metadata, args: argparse.Namespace) -> int:
         raw = metadata.user_data
         if raw is None:
             return _absent(args.name)
-        sys.stdout.flush()
-        sys.stdout.buffer.write(raw + end.encode())
+        _emit(raw + end.encode())
         return 0
     # Naming a secret is asking for it.
     data = snapshot(
@@ -192,8 +191,19 @@ def _get(metadata: EC2Metadata, args: argparse.Namespace) -> int:
     value = _walk(data[key], rest)
     if value is None:
         return _absent(args.name)
-    sys.stdout.write(_render(value) + end)
+    _emit((_render(value) + end).encode("utf-8"))
     return 0
+
+
+def _emit(data: bytes) -> None:
+    """Write bytes as they are: output is UTF-8 whatever the locale says.
+
+    Tags and user data may hold any character; an ASCII terminal encoding
+    must not turn a good answer into a traceback.
+    """
+    sys.stdout.flush()
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
 
 
 def _walk(value: Any, rest: str) -> Any:

@@ -69,7 +69,8 @@ def _shared_config(environ: Mapping[str, str]) -> dict[str, str]:
     return dict(parser.items(section))
 
 
-def _parse_bool(name: str, value: Any) -> bool:
+def parse_bool(name: str, value: Any) -> bool:
+    """A setting's truth value, from a bool or its usual spellings; ``name`` goes in errors."""
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
@@ -80,8 +81,11 @@ def _parse_bool(name: str, value: Any) -> bool:
     raise ConfigError("{} must be true or false, not {!r}".format(name, value))
 
 
-def _parse_number(name: str, value: Any, kind: type, low: float, high: float) -> Any:
+def parse_number(name: str, value: Any, kind: type, low: float, high: float) -> Any:
+    """A setting as ``kind`` (int or float) within ``low..high``; ``name`` goes in errors."""
     try:
+        if isinstance(value, bool):
+            raise ValueError  # True is not a number of seconds or attempts
         if kind is int and isinstance(value, float) and not value.is_integer():
             raise ValueError  # 2.7 attempts is a mistake, not 2
         number = kind(value)
@@ -160,27 +164,27 @@ def resolve(
 
     name, raw = pick("timeout", timeout)
     resolved_timeout = (
-        DEFAULT_TIMEOUT if raw is None else _parse_number(name, raw, float, 0.001, 3600)
+        DEFAULT_TIMEOUT if raw is None else parse_number(name, raw, float, 0.001, 3600)
     )
     name, raw = pick("attempts", attempts)
-    resolved_attempts = DEFAULT_ATTEMPTS if raw is None else _parse_number(name, raw, int, 1, 100)
+    resolved_attempts = DEFAULT_ATTEMPTS if raw is None else parse_number(name, raw, int, 1, 100)
     name, raw = pick("disabled", disabled)
-    resolved_disabled = False if raw is None else _parse_bool(name, raw)
+    resolved_disabled = False if raw is None else parse_bool(name, raw)
     if allow_imdsv1 is not None:
-        resolved_v1 = _parse_bool("allow_imdsv1", allow_imdsv1)
+        resolved_v1 = parse_bool("allow_imdsv1", allow_imdsv1)
     else:
         # Fallback to IMDSv1 is opt-in: only an explicit "false" here allows it.
         name, raw = pick("v1_disabled", None)
-        resolved_v1 = raw is not None and not _parse_bool(name, raw)
+        resolved_v1 = raw is not None and not parse_bool(name, raw)
     resolved_ttl = (
         MAX_TOKEN_TTL
         if token_ttl is None
-        else _parse_number("token_ttl", token_ttl, int, 1, MAX_TOKEN_TTL)
+        else parse_number("token_ttl", token_ttl, int, 1, MAX_TOKEN_TTL)
     )
     resolved_concurrency = (
         DEFAULT_MAX_CONCURRENCY
         if max_concurrency is None
-        else _parse_number("max_concurrency", max_concurrency, int, 1, 64)
+        else parse_number("max_concurrency", max_concurrency, int, 1, 64)
     )
     return Settings(
         endpoint=resolved_endpoint,

@@ -11,16 +11,17 @@ The rule, in full:
 3. When two different paths give the same key (tags ``env-tier`` and
    ``env_tier``), the one whose name needed no change (the first such path
    in sort order, should parts joined with ``_`` coincide) keeps the key and
-   every other one gets ``_`` plus the first 8 hex digits of the SHA-1 of its path
-   (path parts joined with NUL). Both values survive, the result depends only
-   on the input, and ``flatten_with_paths`` says which path each key came from.
+   every other one gets ``_`` plus the first 8 hex digits of the SHA-1 of its
+   path (path parts joined with NUL; 16, then 40, should that name be taken).
+   Every value survives, the result depends only on the input, and
+   ``flatten_with_paths`` says which path each key came from.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 Scalar = Any  # str, int, float, bool or None
 Path = Tuple[str, ...]
@@ -45,9 +46,13 @@ def _plain_key(path: Path) -> str:
     return "_" + key if not key or key[0].isdigit() else key
 
 
-def _suffixed(path: Path, key: str) -> str:
-    digest = hashlib.sha1("\0".join(path).encode("utf-8")).hexdigest()[:8]
-    return "{}_{}".format(key, digest)
+def _suffixed(path: Path, key: str, taken: Set[str]) -> str:
+    digest = hashlib.sha1("\0".join(path).encode("utf-8")).hexdigest()
+    for width in (8, 16, 40):
+        name = "{}_{}".format(key, digest[:width])
+        if name not in taken:
+            return name
+    raise AssertionError("a SHA-1 collision between two paths")  # pragma: no cover
 
 
 def flatten_with_paths(snapshot: Dict[str, Any], prefix: str = "") -> Dict[str, Tuple[Path, Any]]:
@@ -60,16 +65,20 @@ def flatten_with_paths(snapshot: Dict[str, Any], prefix: str = "") -> Dict[str, 
         groups.setdefault(_plain_key(path), []).append(path)
         values[path] = value
     result: Dict[str, Tuple[Path, Any]] = {}
+    suffixed: List[Tuple[Path, str]] = []
     for key, paths in groups.items():
         unchanged = [path for path in paths if "_".join(path) == key]
         keeper = min(unchanged) if unchanged else (paths[0] if len(paths) == 1 else None)
-        for path in paths:
-            name = key if path == keeper else _suffixed(path, key)
-            result[name] = (path, values[path])
-    # A suffixed key could, in theory, equal another plain key; it would have
-    # been listed twice above, so check rather than trust.
-    if len(result) != len(leaves):  # pragma: no cover - needs a SHA-1 collision of names
-        raise ValueError("flattening lost a key; please report this snapshot")
+        if keeper is not None:
+            result[key] = (keeper, values[keeper])
+        suffixed.extend((path, key) for path in paths if path != keeper)
+    # Plain names first, then suffixes in path order: a name someone chose to
+    # look like a suffixed one keeps it, and the suffix grows instead.
+    taken = set(result)
+    for path, key in sorted(suffixed):
+        name = _suffixed(path, key, taken)
+        taken.add(name)
+        result[name] = (path, values[path])
     return dict(sorted(result.items()))
 
 

@@ -57,8 +57,8 @@ def forget_clients() -> None:
         endpoint.client.close()
 
 
-def probe(settings: config.Settings, timeout: float) -> Optional[str]:
-    """``None`` if an IMDS answers the token request; else why there is none.
+def probe(settings: config.Settings, timeout: float) -> Optional[IMDSError]:
+    """``None`` if an IMDS answers the token request; else the error that says why not.
 
     One attempt with a short timeout. Any HTTP answer other than "no IMDSv2
     here" counts as present: a struggling IMDS is for the full gather, with its
@@ -68,10 +68,10 @@ def probe(settings: config.Settings, timeout: float) -> Optional[str]:
     try:
         client.prime_token()
     except IMDSUnavailableError as exc:  # refused, reset, silent (incl. token timeout)
-        return str(exc)
+        return exc
     except TokenError as exc:
         if exc.status in NO_V2_STATUSES:
-            return str(exc)
+            return exc
     finally:
         client.close()
     return None
@@ -109,7 +109,12 @@ def _present(options: Options, settings: config.Settings, cachedir: Optional[str
         return False
     reason = probe(settings, options.probe_timeout)
     if reason is not None:
-        log.debug("ec2 grain skipped: not on EC2 (%s)", reason)
+        if isinstance(reason, TokenError) and reason.status == 403:
+            # Something at the IMDS address said no: an instance whose IMDS
+            # is turned off. Worth one line per negative-cache period.
+            log.warning("ec2 grain omitted: %s", reason)
+        else:
+            log.debug("ec2 grain skipped: not on EC2 (%s)", reason)
         negative.remember(remembered, settings.endpoint, options.negative_cache_seconds)
         return False
     endpoint.confirmed = True
@@ -129,6 +134,7 @@ def grains(opts: Mapping[str, Any]) -> Dict[str, Any]:
             endpoint_mode=options.endpoint_mode,
             timeout=options.timeout,
             attempts=options.attempts,
+            allow_imdsv1=options.allow_imdsv1,
         )
     except ConfigError as exc:
         log.warning("ec2 grain omitted: invalid setting: %s", exc)

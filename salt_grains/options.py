@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, NamedTuple, Optional
 
+from ec2_metadata_core import config
 from ec2_metadata_core.errors import ConfigError
 
 SECTION = "ec2_metadata"
@@ -25,6 +26,7 @@ class Options(NamedTuple):
     endpoint_mode: Optional[str] = None
     timeout: Optional[float] = None
     attempts: Optional[int] = None
+    allow_imdsv1: Optional[bool] = None
     probe_timeout: float = DEFAULT_PROBE_TIMEOUT
     negative_cache_seconds: float = DEFAULT_NEGATIVE_CACHE_SECONDS
     include_secrets: bool = False
@@ -32,34 +34,12 @@ class Options(NamedTuple):
 
 
 _BOOLS = ("enabled", "include_secrets", "include_user_data")
-_PASSED_ON = ("endpoint", "endpoint_mode", "timeout", "attempts")  # the core validates these
-
-
-def _flag(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "yes", "on", "1"):
-        return True
-    if text in ("false", "no", "off", "0"):
-        return False
-    raise ConfigError("{}.{} must be true or false, not {!r}".format(SECTION, name, value))
+# The core validates these (config.resolve).
+_PASSED_ON = ("endpoint", "endpoint_mode", "timeout", "attempts", "allow_imdsv1")
 
 
 def _seconds(name: str, value: Any, low: float, high: float) -> float:
-    problem = "{}.{} must be a number of seconds, not {!r}".format(SECTION, name, value)
-    if isinstance(value, bool):
-        raise ConfigError(problem)
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(problem) from None
-    if not low <= number <= high:
-        raise ConfigError(
-            "{}.{} must be between {:g} and {:g} seconds, not {:g}".format(
-                SECTION, name, low, high, number
-            )
-        )
+    number: float = config.parse_number("{}.{}".format(SECTION, name), value, float, low, high)
     return number
 
 
@@ -84,7 +64,7 @@ def from_minion_opts(opts: Mapping[str, Any]) -> Options:
         if value is None:
             continue  # "unset": the default, or the AWS environment for connection settings
         if name in _BOOLS:
-            values[name] = _flag(name, value)
+            values[name] = config.parse_bool("{}.{}".format(SECTION, name), value)
         elif name == "probe_timeout":
             values[name] = _seconds(name, value, 0.001, 60.0)
         elif name == "negative_cache_seconds":

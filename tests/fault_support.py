@@ -43,6 +43,10 @@ class Outcome(NamedTuple):
     error: Optional[str]
 
 
+# Options every face takes under the same name (the CLI as flags).
+CLIENT_OPTIONS = ("timeout", "attempts", "allow_imdsv1")
+
+
 def free_port() -> int:
     """A loopback port nothing listens on (a refused connection)."""
     with socket.socket() as sock:
@@ -145,7 +149,7 @@ def run_ansible_module(module: ModuleType, **args: Any) -> Dict[str, Any]:
 
 
 def ansible_gather(module: ModuleType, url: str, options: Dict[str, Any]) -> Outcome:
-    args: Dict[str, Any] = {k: options[k] for k in ("timeout", "attempts") if k in options}
+    args: Dict[str, Any] = {k: options[k] for k in CLIENT_OPTIONS if k in options}
     if options.get("include_user_data"):
         args["include_user_data"] = True
     result = run_ansible_module(module, endpoint=url, **args)
@@ -164,7 +168,7 @@ def ansible_gather(module: ModuleType, url: str, options: Dict[str, Any]) -> Out
 
 def grains_opts(url: str, cachedir: Path, options: Dict[str, Any]) -> Dict[str, Any]:
     section: Dict[str, Any] = {"endpoint": url, "negative_cache_seconds": 0}
-    section.update({k: options[k] for k in ("timeout", "attempts") if k in options})
+    section.update({k: options[k] for k in CLIENT_OPTIONS if k in options})
     if options.get("include_user_data"):
         section["include_user_data"] = True
     return {"cachedir": str(cachedir), "ec2_metadata": section}

@@ -200,3 +200,13 @@ def test_console_script_is_installed(sim: Simulator) -> None:
         env={**os.environ, "AWS_EC2_METADATA_SERVICE_ENDPOINT": sim.url},
     )
     assert proc.stdout == "i-0123456789abcdef0\n", proc.stderr
+
+
+def test_output_is_utf8_whatever_the_locale(sim: Simulator) -> None:
+    sim.set("meta-data/tags/instance/Owner", "Jörg €")
+    env = {"PYTHONIOENCODING": "ascii", "LC_ALL": "C"}
+    got = run("get", "tags.Owner", endpoint=sim.url, env=env)
+    assert (got.returncode, got.stderr) == (0, "")
+    dump = run("dump", "--keys", "tags", endpoint=sim.url, env=env)
+    assert json.loads(dump.stdout)["tags"]["Owner"] == "Jörg €"
+    assert got.stdout == "Jörg €\n"

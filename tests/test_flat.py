@@ -45,6 +45,16 @@ def test_colliding_tag_keys_both_survive() -> None:
     assert all(re.fullmatch(r"tags_env_tier_[0-9a-f]{8}", k) for k in flat if k != "tags_env_tier")
 
 
+def test_a_tag_named_like_a_suffixed_key_costs_nothing() -> None:
+    first = flatten_with_paths({"tags": {"env-tier": "a", "env_tier": "b"}})
+    (suffixed,) = [key for key in first if key != "tags_env_tier"]
+    crafted = {"env-tier": "a", "env_tier": "b", suffixed[len("tags_") :]: "c"}
+    flat = flatten_with_paths({"tags": crafted})
+    assert sorted(value for _, value in flat.values()) == ["a", "b", "c"]
+    assert flat[suffixed] == (("tags", suffixed[len("tags_") :]), "c")
+    assert all(IDENTIFIER.match(key) for key in flat)
+
+
 def test_lists_of_mappings_are_numbered_and_nulls_kept() -> None:
     snap = {
         "events_maintenance_scheduled": [{"Code": "system-reboot"}, {"Code": "instance-stop"}],

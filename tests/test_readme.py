@@ -28,3 +28,22 @@ def test_every_snapshot_key_is_in_the_readme_table() -> None:
 def test_every_interface_key_is_in_the_readme_table() -> None:
     expected = sorted([name for name, _ in leaves(NetworkInterface)] + ["mac", "ipv4_associations"])
     assert table_keys("Each entry of `network_interfaces`:") == expected
+
+
+def test_every_test_the_fault_matrix_names_exists() -> None:
+    tests_dir = Path(__file__).resolve().parent
+    section = README.split("## Reliability: the fault matrix", 1)[1].split("\n## ", 1)[0]
+    named = []
+    for line in section.splitlines():
+        current = None
+        for file_name, test_name in re.findall(r"`(?:([\w/]+\.py))?::(\w+)", line):
+            current = file_name.replace("tests/", "", 1) if file_name else current
+            assert current is not None, line
+            named.append((current, test_name))
+    assert len(named) > 40
+    missing = [
+        "{}::{}".format(file_name, test_name)
+        for file_name, test_name in named
+        if "def {}(".format(test_name) not in (tests_dir / file_name).read_text(encoding="utf-8")
+    ]
+    assert missing == []

@@ -277,15 +277,21 @@ def test_an_unwritable_cachedir_only_costs_the_memory(
     assert list(tmp_path.iterdir()) == [blocker]
 
 
-def test_imds_turned_off_on_the_instance_counts_as_absent(
+def test_imds_turned_off_on_the_instance_is_absent_and_said_once(
     imds_simulator_factory: Callable[..., Simulator],
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     sim = imds_simulator_factory(faults=[Fault(path="/latest/api/token", status=403)])
-    assert grains_impl.grains(opts_for(tmp_path, endpoint=sim.url)) == {}
+    opts = opts_for(tmp_path, endpoint=sim.url)
+    assert grains_impl.grains(opts) == {}
+    loud = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(loud) == 1 and "403" in loud[0] and "turned off" in loud[0]
+    caplog.clear()
+    assert grains_impl.grains(opts) == {}  # remembered: no second warning, no request
     assert quiet(caplog)
+    assert sim.stats.token_requests == 1
 
 
 # -- IMDS present but failing ----------------------------------------------------------

@@ -51,6 +51,11 @@ options:
   attempts:
     description: Tries per request (default V(3), or E(AWS_METADATA_SERVICE_NUM_ATTEMPTS)).
     type: int
+  allow_imdsv1:
+    description:
+      - Fall back to IMDSv1 when the token request is refused (403, 404 or 405).
+      - When not set, only E(AWS_EC2_METADATA_V1_DISABLED=false) allows it.
+    type: bool
   token_ttl:
     description: Lifetime in seconds asked for the IMDSv2 session token, V(1) to V(21600).
     type: int
@@ -111,6 +116,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
                 endpoint=self.get_option("endpoint"),
                 timeout=self.get_option("timeout"),
                 attempts=self.get_option("attempts"),
+                allow_imdsv1=self.get_option("allow_imdsv1"),
                 token_ttl=self.get_option("token_ttl"),
             )
         except IMDSError as exc:

@@ -20,6 +20,7 @@ def gather(
     endpoint=None,
     timeout=None,
     attempts=None,
+    allow_imdsv1=None,
     token_ttl=None,
     include_secrets=False,
     include_user_data=False,
@@ -27,7 +28,11 @@ def gather(
 ):
     """The snapshot of the instance; settings left None come from the AWS environment."""
     metadata = EC2Metadata(
-        endpoint=endpoint, timeout=timeout, attempts=attempts, token_ttl=token_ttl
+        endpoint=endpoint,
+        timeout=timeout,
+        attempts=attempts,
+        allow_imdsv1=allow_imdsv1,
+        token_ttl=token_ttl,
     )
     try:
         return snapshot(

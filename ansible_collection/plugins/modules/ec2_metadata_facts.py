@@ -83,6 +83,13 @@ options:
       - When not set, E(AWS_METADATA_SERVICE_NUM_ATTEMPTS) or the shared config decide; the
         default is V(3).
     type: int
+  allow_imdsv1:
+    description:
+      - Fall back to IMDSv1 (no session token) when the token request is refused with 403, 404
+        or 405.
+      - When not set, only E(AWS_EC2_METADATA_V1_DISABLED=false) or the shared config allow it;
+        by default the module never falls back.
+    type: bool
   token_ttl:
     description:
       - Lifetime in seconds asked for the IMDSv2 session token, V(1) to V(21600).
@@ -319,6 +326,7 @@ ARGUMENT_SPEC = dict(
     endpoint=dict(type="str"),
     timeout=dict(type="float"),
     attempts=dict(type="int"),
+    allow_imdsv1=dict(type="bool"),
     token_ttl=dict(type="int", default=21600, aliases=["metadata_token_ttl_seconds"], no_log=False),
     include_secrets=dict(type="bool", default=False, no_log=False),
     include_user_data=dict(type="bool", default=False),
@@ -333,6 +341,7 @@ def gather_facts(params):
         endpoint=params["endpoint"],
         timeout=params["timeout"],
         attempts=params["attempts"],
+        allow_imdsv1=params["allow_imdsv1"],
         token_ttl=params["token_ttl"],
         include_secrets=params["include_secrets"],
         include_user_data=params["include_user_data"],
