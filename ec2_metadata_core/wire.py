@@ -30,6 +30,8 @@ from .errors import IMDSError, IMDSTimeoutError, IMDSUnavailableError
 USER_AGENT = "ec2-metadata-core"
 MAX_HEAD = 64 * 1024
 MAX_BODY = 16 * 1024 * 1024
+# What a refused connection most likely means, said where it happens.
+NOT_REACHED_HINT = "not on EC2, or the metadata endpoint is wrong or turned off"
 # Idle kept-alive connections held for reuse: above the default concurrency,
 # so a full gather never reconnects.
 MAX_IDLE = 32
@@ -225,7 +227,7 @@ class Pool:
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
             raise IMDSUnavailableError(
-                "cannot reach IMDS at {}: {}".format(self.describe(), reason)
+                "cannot reach IMDS at {}: {} ({})".format(self.describe(), reason, NOT_REACHED_HINT)
             ) from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.https:

@@ -4,16 +4,8 @@
 
 from __future__ import annotations
 
-from ansible_collections.imds.ec2.plugins.module_utils.errors import (
-    IMDSTimeoutError,
-    IMDSUnavailableError,
-)
 from ansible_collections.imds.ec2.plugins.module_utils.model import EC2Metadata
 from ansible_collections.imds.ec2.plugins.module_utils.snapshot import snapshot
-
-# A refused or reset connection: the core names the endpoint and the error,
-# the likely cause is for the face to say.
-NOT_REACHED_HINT = "not on EC2, or the metadata endpoint is wrong or turned off"
 
 
 def gather(
@@ -43,8 +35,5 @@ def gather(
 
 
 def failure_message(exc):
-    """One line for a failed gather (``exc`` is an IMDSError)."""
-    message = "cannot read EC2 instance metadata: {}".format(exc)
-    if isinstance(exc, IMDSUnavailableError) and not isinstance(exc, IMDSTimeoutError):
-        message += " ({})".format(NOT_REACHED_HINT)
-    return message
+    """One line for a failed gather (``exc`` is an IMDSError, whose message names the cause)."""
+    return "cannot read EC2 instance metadata: {}".format(exc)
