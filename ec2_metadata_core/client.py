@@ -7,9 +7,8 @@ read. One client serves any number of threads with one token.
 
 from __future__ import annotations
 
-import logging
-import random
 import re
+import sys
 import threading
 import time
 from typing import (
@@ -42,7 +41,17 @@ from .wire import Job, Outcome, Response
 if TYPE_CHECKING:  # pragma: no cover
     import requests
 
-log = logging.getLogger(__name__)
+
+def _debug(message: str, *args: object) -> None:
+    """Log at DEBUG, if the program uses ``logging`` at all.
+
+    Importing logging costs a CLI run or an Ansible module several
+    milliseconds; a program that never imported it has no handler to see this.
+    """
+    logging = sys.modules.get("logging")
+    if logging is not None:
+        logging.getLogger(__name__).debug(message, *args)
+
 
 TOKEN_PATH = "/latest/api/token"
 TOKEN_HEADER = "X-aws-ec2-metadata-token"
@@ -70,6 +79,8 @@ class _Key(NamedTuple):
 
 def _backoff(attempt: int) -> float:
     """Full-jitter exponential back-off, as AWS recommends for throttling."""
+    import random  # only a retry needs it
+
     return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * (2**attempt)))
 
 
@@ -138,6 +149,18 @@ class TokenProvider:
 
     def clear(self) -> None:
         self.invalidate(None)
+
+    def adopt(self, other: TokenProvider) -> None:
+        """Take the token ``other`` holds, if any (one endpoint, two clients).
+
+        A caller that probed an endpoint with a short-timeout client hands its
+        token to the long-lived client, so the first real read costs no token.
+        """
+        current = other._current
+        if current is not None:
+            with self._lock:
+                self._current = current
+                self._failure = None
 
 
 class IMDSClient:
@@ -239,7 +262,7 @@ class IMDSClient:
             token = self.tokens.get()
         except TokenError as exc:
             if self.settings.allow_imdsv1 and exc.status in NO_V2_STATUSES | {400}:
-                log.debug("IMDSv2 unavailable (%s); falling back to IMDSv1 as allowed", exc.status)
+                _debug("IMDSv2 unavailable (%s); falling back to IMDSv1 as allowed", exc.status)
                 self._v1 = True
                 return {}, None
             raise
@@ -266,7 +289,7 @@ class IMDSClient:
         resend_at = time.monotonic() + _backoff(attempt)
         if attempt >= attempts or resend_at >= job.key.started + attempts * (timeout + BACKOFF_CAP):
             return error
-        log.debug(
+        _debug(
             "retrying %s %s after %s (attempt %d/%d)",
             job.method,
             job.path,
@@ -349,7 +372,7 @@ class IMDSClient:
                 outcomes[key.path] = result
                 return []
             if result.status == 401 and not key.renewed and TOKEN_HEADER in job.headers:
-                log.debug("IMDS answered 401 for %s; renewing the token", job.path)
+                _debug("IMDS answered 401 for %s; renewing the token", job.path)
                 self.tokens.invalidate(job.headers[TOKEN_HEADER])
                 return [Job(_Key(key.path, key.started, True), "GET", job.path, unstamped)]
             if result.status not in (200, 404):

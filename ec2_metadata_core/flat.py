@@ -19,7 +19,6 @@ The rule, in full:
 
 from __future__ import annotations
 
-import hashlib
 import re
 from typing import Any, Dict, List, Optional, Set, Tuple
 
@@ -47,6 +46,8 @@ def _plain_key(path: Path) -> str:
 
 
 def _suffixed(path: Path, key: str, taken: Set[str]) -> str:
+    import hashlib  # loads OpenSSL: only a clash of names needs it
+
     digest = hashlib.sha1("\0".join(path).encode("utf-8")).hexdigest()
     for width in (8, 16, 40):
         name = "{}_{}".format(key, digest[:width])

@@ -132,7 +132,8 @@ class _Planner:
             "meta-data/iam/security-credentials/": {"iam_security_credentials"},
         }
         paths.extend(path for path, names in derived.items() if names & keys)
-        paths.extend(steps)
+        # Listings first: their entries are the longest chain of the gather.
+        paths = list(steps) + paths
         self._first = paths
         return paths
 

@@ -307,17 +307,24 @@ def exchange(
     active: Dict[int, _InFlight] = {}
     selector = selectors.DefaultSelector()
 
-    def enqueue(new: Iterable[Job]) -> None:
+    def enqueue(new: Iterable[Job], first: bool = False) -> None:
         nonlocal order
+        now_ready = []
         for job in new:
             if job.not_before > time.monotonic():
                 order += 1
                 heapq.heappush(later, (job.not_before, order, job))
             else:
-                ready.append(job)
+                now_ready.append(job)
+        if first:
+            ready.extendleft(reversed(now_ready))
+        else:
+            ready.extend(now_ready)
 
     def finish(job: Job, outcome: Outcome) -> None:
-        enqueue(on_done(job, outcome))
+        # What an answer reveals goes ahead of the queue: dependent reads
+        # (a listing's entries) are the critical path of a gather.
+        enqueue(on_done(job, outcome), first=True)
 
     def start(job: Job, fresh_only: bool = False) -> None:
         if prepare is not None:

@@ -57,16 +57,18 @@ def forget_clients() -> None:
         endpoint.client.close()
 
 
-def probe(settings: config.Settings, timeout: float) -> Optional[IMDSError]:
+def probe(endpoint: _Endpoint, timeout: float) -> Optional[IMDSError]:
     """``None`` if an IMDS answers the token request; else the error that says why not.
 
     One attempt with a short timeout. Any HTTP answer other than "no IMDSv2
     here" counts as present: a struggling IMDS is for the full gather, with its
-    retries, to report.
+    retries, to report. The token the probe gets serves the gather too.
     """
+    settings = endpoint.client.settings
     client = IMDSClient(settings=settings._replace(timeout=timeout, attempts=1))
     try:
         client.prime_token()
+        endpoint.client.tokens.adopt(client.tokens)
     except IMDSUnavailableError as exc:  # refused, reset, silent (incl. token timeout)
         return exc
     except TokenError as exc:
@@ -107,7 +109,7 @@ def _present(options: Options, settings: config.Settings, cachedir: Optional[str
             "ec2 grain skipped: no IMDS at %s (remembered in %s)", settings.endpoint, remembered
         )
         return False
-    reason = probe(settings, options.probe_timeout)
+    reason = probe(endpoint, options.probe_timeout)
     if reason is not None:
         if isinstance(reason, TokenError) and reason.status == 403:
             # Something at the IMDS address said no: an instance whose IMDS

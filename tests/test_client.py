@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -56,7 +57,7 @@ def mock() -> Iterator[responses.RequestsMock]:
 def no_sleep(monkeypatch: pytest.MonkeyPatch) -> List[float]:
     """Record back-off pauses instead of sleeping; jitter pinned to its ceiling."""
     pauses: List[float] = []
-    monkeypatch.setattr(client_module.random, "uniform", lambda low, high: high)
+    monkeypatch.setattr(random, "uniform", lambda low, high: high)
     monkeypatch.setattr(client_module.time, "sleep", pauses.append)
     return pauses
 
@@ -283,7 +284,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     fake = FakeClock()
     monkeypatch.setattr(client_module, "time", fake)
     monkeypatch.setattr(transport_module, "time", fake)
-    monkeypatch.setattr(client_module.random, "uniform", lambda low, high: high)
+    monkeypatch.setattr(random, "uniform", lambda low, high: high)
     return fake
 
 

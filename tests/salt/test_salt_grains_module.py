@@ -328,13 +328,13 @@ def test_one_client_per_process_renews_its_token_and_never_caches_values(
 
     first = refresh(opts)
     assert first["ec2"]["spot_instance_action"] is None
-    assert sim.stats.token_requests == 2  # the probe's and the client's
+    assert sim.stats.token_requests == 1  # the probe's token serves the gather
 
     notice = {"action": "stop", "time": "2026-11-26T12:00:00Z"}
     sim.set("meta-data/spot/instance-action", {"$json": notice, "$compact": True})
     sim.set("meta-data/tags/instance/Role", "db")
     second = refresh(opts)
-    assert sim.stats.token_requests == 2  # token kept across refreshes: no probe, no PUT
+    assert sim.stats.token_requests == 1  # token kept across refreshes: no probe, no PUT
     assert second["ec2"]["spot_instance_action"] == {
         "action": "stop",
         "time": "2026-11-26T12:00:00Z",
@@ -343,17 +343,17 @@ def test_one_client_per_process_renews_its_token_and_never_caches_values(
 
     sim.expire_tokens()  # the service forgot the token: 401, renew, retry
     assert refresh(opts)["ec2"]["instance_id"] == "i-0123456789abcdef0"
-    assert sim.stats.token_requests == 3
+    assert sim.stats.token_requests == 2
     assert sim.stats.by_status[401] >= 1
 
     sim.token_ttl_cap = 2  # from now on tokens live 2 s (the client renews at 1.8 s)
     sim.expire_tokens()
     refresh(opts)
-    assert sim.stats.token_requests == 4
+    assert sim.stats.token_requests == 3
     time.sleep(2.0)  # that token's lifetime runs out: renewed before use, no 401
     before_401 = sim.stats.by_status[401]
     assert refresh(opts)["ec2"]["region"] == "eu-central-1"
-    assert sim.stats.token_requests == 5
+    assert sim.stats.token_requests == 4
     assert sim.stats.by_status[401] == before_401
 
 
