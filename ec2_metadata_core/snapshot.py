@@ -5,11 +5,12 @@ Keys are ``EC2Metadata`` attribute names (``NetworkInterface`` names inside
 all speak one vocabulary. Values are JSON types only: ``None`` for absent,
 ISO 8601 strings for times.
 
-The gather is the model read through a prefetch memo: every path the model
-will read is fetched first, concurrently, in as few dependent rounds as the
-tree allows (token; leaves and listings; per-interface and per-tag values;
-IPv4 associations). Reading the model then costs no round trip; a path the
-plan missed is still fetched on demand, so the plan is only a speed-up.
+The gather is the model read through a memo filled in one pipelined pass
+(``IMDSClient.fetch``): every path the model will read is requested as soon
+as it is known, listings first and each listing's entries the moment it
+arrives, so the longest chain is token, MAC list, per-interface values, IPv4
+association. Reading the model then costs no round trip; a path the plan
+missed is still fetched on demand, so the plan is only a speed-up.
 """
 
 from __future__ import annotations
