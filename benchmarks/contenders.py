@@ -14,6 +14,8 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional
 import layout
 import measure
 
+from salt_grains.local import write_local_minion
+
 REGION = "eu-central-1"  # the simulator's default instance
 
 
@@ -206,25 +208,7 @@ def minion(scratch: Path, name: str, ec2_metadata: Dict[str, Any]) -> Minion:
     root = scratch / "salt" / name
     if root.exists():
         shutil.rmtree(root)
-    confdir = root / "conf"
-    confdir.mkdir(parents=True)
-    config = {
-        "id": "bench-minion",
-        "file_client": "local",
-        "root_dir": str(root),
-        "cachedir": str(root / "cache"),
-        "pki_dir": str(root / "pki"),
-        "sock_dir": str(root / "sock"),
-        "extension_modules": str(root / "extmods"),
-        "file_roots": {"base": [str(root / "srv")]},
-        "pillar_roots": {"base": [str(root / "pillar")]},
-        "log_file": str(root / "minion.log"),
-        "enable_fqdns_grains": False,
-        "grains_cache": False,
-        "ec2_metadata": ec2_metadata,
-    }
-    # JSON is YAML: no PyYAML needed here.
-    (confdir / "minion").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    confdir = write_local_minion(root, "bench-minion", ec2_metadata)
     negative: Optional[Path] = None
     try:
         from salt_grains import negative as memo

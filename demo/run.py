@@ -14,6 +14,8 @@ import textwrap
 from pathlib import Path
 from typing import Dict, List
 
+from salt_grains.local import write_local_minion
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
@@ -107,25 +109,7 @@ def ansible(tmp: Path, env: Dict[str, str]) -> None:
 
 def salt(tmp: Path, env: Dict[str, str]) -> None:
     step("Salt: the ec2 grains, installed with pip as a Salt extension")
-    root = tmp / "salt"
-    conf = root / "conf"
-    conf.mkdir(parents=True)
-    (conf / "minion").write_text(
-        "\n".join(
-            [
-                "id: demo-minion",
-                "file_client: local",
-                "root_dir: {}".format(root),
-                "cachedir: {}".format(root / "cache"),
-                "pki_dir: {}".format(root / "pki"),
-                "sock_dir: {}".format(root / "sock"),
-                "log_file: {}".format(root / "minion.log"),
-                "enable_fqdns_grains: false",
-            ]
-        )
-        + "\n",
-        encoding="utf-8",
-    )
+    conf = write_local_minion(tmp / "salt", "demo-minion")
     salt_call = [str(BIN / "salt-call"), "--local", "-c", str(conf), "--log-level=quiet"]
     run([*salt_call, "grains.get", "ec2:availability_zone"], env)
     run([*salt_call, "match.grain", "ec2:tags:Role:web"], env)

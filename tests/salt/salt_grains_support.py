@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, NamedTuple, Optional
 
-import yaml
+from salt_grains.local import write_local_minion
 
 BIN = Path(sys.executable).parent
 SALT_CALL = BIN / "salt-call"
@@ -42,29 +42,9 @@ class CallResult(NamedTuple):
 
 
 def write_minion_config(root: Path, ec2_metadata: Optional[Dict[str, Any]]) -> Minion:
-    """A salt-call --local setup under ``root``: nothing outside it is read or written."""
-    confdir = root / "conf"
-    confdir.mkdir(parents=True, exist_ok=True)
-    log = root / "minion.log"
-    config: Dict[str, Any] = {
-        "id": "imds-test-minion",
-        "file_client": "local",
-        "root_dir": str(root),
-        "cachedir": str(root / "cache"),
-        "pki_dir": str(root / "pki"),
-        "sock_dir": str(root / "sock"),
-        "extension_modules": str(root / "extmods"),
-        "file_roots": {"base": [str(root / "srv")]},
-        "pillar_roots": {"base": [str(root / "pillar")]},
-        "log_file": str(log),
-        "log_level_logfile": "debug",
-        "enable_fqdns_grains": False,
-        "grains_cache": False,
-    }
-    if ec2_metadata is not None:
-        config["ec2_metadata"] = ec2_metadata
-    (confdir / "minion").write_text(yaml.safe_dump(config), encoding="utf-8")
-    return Minion(confdir, root, log)
+    """A salt-call --local setup under ``root``, as users make one (salt_grains.local)."""
+    confdir = write_local_minion(root, "imds-test-minion", ec2_metadata)
+    return Minion(confdir, root, root / "minion.log")
 
 
 def salt_call(target: Minion, *args: str) -> CallResult:
