@@ -10,20 +10,6 @@ from ansible.inventory.data import InventoryData
 from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.loader import inventory_loader
 
-try:
-    from ec2_metadata_core.simulator import Simulator
-except ImportError:  # a clear failure, not a skip: these tests need the simulator
-    Simulator = None
-
-
-@pytest.fixture
-def simulator():
-    if Simulator is None:
-        pytest.fail("these tests need the IMDS simulator: pip install ec2-metadata-core")
-    sim = Simulator().start()
-    yield sim
-    sim.stop()
-
 
 def parse(tmp_path, text, name="instance.imds_ec2.yml"):
     path = tmp_path / name

@@ -10,20 +10,6 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 from ansible_collections.imds.ec2.plugins.modules import ec2_metadata_facts
 
-try:
-    from ec2_metadata_core.simulator import Simulator
-except ImportError:  # a clear failure, not a skip: these tests need the simulator
-    Simulator = None
-
-
-@pytest.fixture
-def simulator():
-    if Simulator is None:
-        pytest.fail("these tests need the IMDS simulator: pip install ec2-metadata-core")
-    sim = Simulator().start()
-    yield sim
-    sim.stop()
-
 
 def run_module(capsys, **args):
     with patch_module_args(args), pytest.raises(SystemExit):
