@@ -394,11 +394,6 @@ class IMDSClient:
             raise outcome
         return outcome
 
-    def get_text(self, path: str) -> Optional[str]:
-        """``get`` decoded as UTF-8 (undecodable bytes replaced)."""
-        body = self.get(path)
-        return None if body is None else body.decode("utf-8", "replace")
-
     def get_many(self, paths: Iterable[str]) -> Dict[str, Optional[bytes]]:
         """``fetch`` for callers that want a failure raised (the first, in path order)."""
         outcomes = self.fetch(paths)

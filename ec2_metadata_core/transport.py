@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Deque, Dict, Iterable, Optional
+from typing import TYPE_CHECKING, Deque, Dict, Iterable, Optional
 
 from . import wire
 from .errors import IMDSError, IMDSTimeoutError, IMDSUnavailableError
@@ -151,9 +151,3 @@ class RequestsTransport(Transport):
 
     def close(self) -> None:
         """Leave the session open: it is the caller's, and may serve other code."""
-
-
-def _describe(exc: Any) -> str:
-    """A short reason without the nested repr noise of OSError subclasses."""
-    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    return str(text)
