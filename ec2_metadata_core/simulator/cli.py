@@ -48,6 +48,35 @@ def _statuses(text: str) -> List[int]:
     return codes
 
 
+_FAULT_KEYS: Dict[str, Callable[[str], Any]] = {
+    "path": str,
+    "method": str,
+    "status": int,
+    "action": str,
+    "delay": float,
+    "body": str,
+    "times": int,
+    "every": int,
+    "k": int,
+    "chance": float,
+}
+
+
+def _fault(text: str) -> Dict[str, Any]:
+    """``--fault`` as ``Fault`` keyword arguments (checked by ``Fault`` itself)."""
+    fields: Dict[str, Any] = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in _FAULT_KEYS:
+            raise argparse.ArgumentTypeError(f"{item!r} is not one of {', '.join(_FAULT_KEYS)}=V")
+        try:
+            fields[key] = _FAULT_KEYS[key](value.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{item!r}: not a valid {key}") from None
+    return fields
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
@@ -90,7 +119,63 @@ def build_parser() -> argparse.ArgumentParser:
         default=[500],
         help="comma-separated statuses for --error-rate (default 500)",
     )
-    parser.add_argument("--seed", type=int, help="random seed for --error-rate")
+    parser.add_argument("--seed", type=int, help="random seed for --error-rate and --fault chance")
+    wire = parser.add_argument_group(
+        "the wire", "by default one request per connection (Connection: close), as the service"
+    )
+    wire.add_argument(
+        "--listen-queue",
+        metavar="N",
+        type=_ranged(int, 0, 65535, "listen queue"),
+        default=128,
+        help="listen backlog: SYNs beyond it are dropped (default 128)",
+    )
+    wire.add_argument(
+        "--max-connections",
+        metavar="N",
+        type=_ranged(int, 1, 100_000, "connection cap"),
+        help="at most N simultaneous connections",
+    )
+    wire.add_argument(
+        "--over-capacity",
+        choices=("reset", "refuse"),
+        default="reset",
+        help="beyond --max-connections: reset after the request, or refuse at accept",
+    )
+    wire.add_argument(
+        "--rate-limit",
+        metavar="R",
+        type=_ranged(float, 0.001, 1e9, "rate"),
+        help="at most R requests per second (a token bucket)",
+    )
+    wire.add_argument(
+        "--rate-burst",
+        metavar="D",
+        type=_ranged(float, 1, 1e9, "depth"),
+        help="token bucket depth for --rate-limit (default R)",
+    )
+    wire.add_argument(
+        "--throttle",
+        choices=("429", "503", "drop"),
+        default="503",
+        help="answer beyond --rate-limit (default 503; drop: never answered)",
+    )
+    wire.add_argument("--keep-alive", action="store_true", help="serve many requests a connection")
+    wire.add_argument("--http10", action="store_true", help="answer with HTTP/1.0 status lines")
+    wire.add_argument(
+        "--vanishing-tag",
+        metavar="KEY",
+        help="a tag the listing names whose own path answers 404",
+    )
+    wire.add_argument(
+        "--fault",
+        metavar="K=V,...",
+        type=_fault,
+        action="append",
+        default=[],
+        help="a scripted fault, e.g. method=GET,status=503,every=5 or action=silent,chance=0.02 "
+        "(keys: path method status action delay body times every k chance)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log requests to stderr")
     return parser
 
@@ -104,7 +189,7 @@ def _fail(message: str) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Serve until SIGINT/SIGTERM; 0 on a clean stop, 2 on bad input."""
-    from .server import Simulator  # keep `--help` and argument errors fast
+    from .server import Fault, Simulator  # keep `--help` and argument errors fast
 
     try:
         args = build_parser().parse_args(argv)
@@ -126,6 +211,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             error_statuses=args.error_statuses,
             seed=args.seed,
             verbose=args.verbose,
+            listen_queue=args.listen_queue,
+            max_connections=args.max_connections,
+            over_capacity=args.over_capacity,
+            rate_limit=args.rate_limit,
+            rate_burst=args.rate_burst,
+            throttle=args.throttle,
+            keep_alive=args.keep_alive,
+            http10=args.http10,
+            vanishing_tag=args.vanishing_tag,
+            faults=[Fault(**fields) for fields in args.fault],
         )
     except ValueError as exc:
         return _fail(str(exc))
