@@ -1,21 +1,31 @@
-"""A small HTTP/1.1 client for IMDS: kept-alive sockets, many requests in flight, one thread.
+"""A small HTTP/1.1 client for IMDS: many requests in flight from one thread, adaptively.
 
-A full gather is about a hundred tiny requests, so its cost is round trips and
-per-request overhead. ``http.client`` parses every header block with the
-``email`` package and needs a thread per request in flight, and threads
-fighting over the GIL cost more CPU than the requests themselves. Here one
-thread drives up to N sockets with ``selectors``, and the response parser
+A full gather is about a hundred tiny requests, and the real service answers
+each on a connection of its own (``Connection: close``), caps simultaneous
+connections and throttles. So the cost is connects and round trips, and the
+danger is a burst. One thread drives every socket with ``selectors``:
+connects never block (a SYN the service dropped is abandoned after
+``CONNECT_PATIENCE`` and sent again, instead of waiting out the kernel's 1 s
+resend while every other request stalls), and the number in flight follows
+TCP's congestion window: it starts at ``INITIAL_WINDOW``, grows while answers
+come back clean, halves at once on a reset, a slow connect, a 429/503 or a
+timeout, and when throttling persists at a small window, every send waits out
+a back-off (``Retry-After`` when the service sends one). The response parser
 reads only what IMDS sends: a status line, a few headers and a body framed by
-Content-Length (chunked and read-until-close are handled too).
+Content-Length (chunked and read-until-close are handled too). Connections
+the service keeps alive are reused.
 
 ``exchange`` knows nothing of tokens or retries: ``on_done`` sees every
-outcome and may answer with more jobs (a retry after back-off, the paths a
-listing revealed), which keeps the whole gather one pipelined pass.
+outcome (``Job.throttled`` and ``Job.retry_after`` say what the wire saw) and
+may answer with more jobs (a retry after back-off, the paths a listing
+revealed), which keeps the whole gather one pipelined pass.
 """
 
 from __future__ import annotations
 
+import errno
 import heapq
+import random
 import re
 import selectors
 import socket
@@ -32,9 +42,18 @@ MAX_HEAD = 64 * 1024
 MAX_BODY = 16 * 1024 * 1024
 # What a refused connection most likely means, said where it happens.
 NOT_REACHED_HINT = "not on EC2, or the metadata endpoint is wrong or turned off"
-# Idle kept-alive connections held for reuse: above the default concurrency,
-# so a full gather never reconnects.
+# Idle kept-alive connections held for reuse (when the service keeps any).
 MAX_IDLE = 32
+# Requests in flight at the start of an exchange; the window grows from here.
+INITIAL_WINDOW = 2
+# A connect not done by then met a dropped SYN (a full listen queue, the
+# packet cap): send a fresh one rather than wait for the kernel's 1 s resend.
+CONNECT_PATIENCE = 0.2
+# Back-off of every send while throttling persists: full jitter, doubling.
+PAUSE_BASE = 0.05
+PAUSE_CAP = 1.0
+# Statuses that mean "too much, slow down".
+THROTTLE_STATUSES = frozenset((429, 503))
 
 
 class Response(NamedTuple):
@@ -50,9 +69,23 @@ class Response(NamedTuple):
 
 
 class Job:
-    """One request to send, with the caller's bookkeeping riding along."""
+    """One request to send, with the caller's bookkeeping riding along.
 
-    __slots__ = ("headers", "key", "method", "not_before", "path", "tries")
+    After its outcome, ``throttled`` says the service pushed back (429/503, or
+    a fresh connection cut before any answer: a connection cap) and
+    ``retry_after`` holds its ``Retry-After`` in seconds, if it sent one.
+    """
+
+    __slots__ = (
+        "headers",
+        "key",
+        "method",
+        "not_before",
+        "path",
+        "retry_after",
+        "throttled",
+        "tries",
+    )
 
     def __init__(
         self,
@@ -69,6 +102,8 @@ class Job:
         self.headers = headers
         self.not_before = not_before
         self.tries = tries
+        self.throttled = False
+        self.retry_after: Optional[float] = None
 
 
 Outcome = Union[Response, IMDSError]
@@ -195,7 +230,7 @@ class _Malformed(Exception):
 
 
 class Pool:
-    """Kept-alive sockets to one host, shared by every thread."""
+    """Where to connect (resolved once), and kept-alive sockets shared by every thread."""
 
     def __init__(self, host: str, port: int, https: bool = False) -> None:
         self.host = host
@@ -203,40 +238,49 @@ class Pool:
         self.https = https
         self._idle: List[socket.socket] = []
         self._lock = threading.Lock()
+        self._address: Optional[Tuple[int, Any]] = None
         host_text = "[{}]".format(host) if ":" in host else host
         default_port = 443 if https else 80
         self.host_header = host_text if port == default_port else "{}:{}".format(host_text, port)
-        self.connections_opened = 0
 
     def describe(self) -> str:
         return "{}:{}".format(self.host, self.port)
 
-    def acquire(self, timeout: float) -> Tuple[socket.socket, bool]:
-        """A socket and whether it was reused (a reused one may have gone stale)."""
-        with self._lock:
-            if self._idle:
-                sock = self._idle.pop()
-                sock.settimeout(timeout)
-                return sock, True
-        try:
-            sock = socket.create_connection((self.host, self.port), timeout=timeout)
-        except socket.timeout:
-            raise IMDSTimeoutError(
-                "could not connect to IMDS at {} within {:g}s".format(self.describe(), timeout)
-            ) from None
-        except OSError as exc:
-            reason = exc.strerror or type(exc).__name__
-            raise IMDSUnavailableError(
-                "cannot reach IMDS at {}: {} ({})".format(self.describe(), reason, NOT_REACHED_HINT)
-            ) from None
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self.https:
-            import ssl
+    def unreachable(self, reason: str) -> IMDSUnavailableError:
+        return IMDSUnavailableError(
+            "cannot reach IMDS at {}: {} ({})".format(self.describe(), reason, NOT_REACHED_HINT)
+        )
 
-            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=self.host)
+    def idle(self) -> Optional[socket.socket]:
         with self._lock:
-            self.connections_opened += 1
-        return sock, False
+            return self._idle.pop() if self._idle else None
+
+    def open(self) -> socket.socket:
+        """A non-blocking socket whose connect is under way; raises IMDSUnavailableError."""
+        if self._address is None:
+            try:
+                found = socket.getaddrinfo(self.host, self.port, 0, socket.SOCK_STREAM)
+            except (OSError, UnicodeError) as exc:  # socket.gaierror is an OSError
+                raise self.unreachable(_reason(exc)) from None
+            if not found:
+                raise self.unreachable("no address")
+            self._address = (found[0][0], found[0][4])
+        family, address = self._address
+        try:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+        except OSError as exc:
+            raise self.unreachable(_reason(exc)) from None
+        sock.setblocking(False)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            code = sock.connect_ex(address)
+        except OSError as exc:
+            sock.close()
+            raise self.unreachable(_reason(exc)) from None
+        if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY):
+            sock.close()
+            raise self.unreachable(_reason(OSError(code, _strerror(code))))
+        return sock
 
     def release(self, sock: socket.socket) -> None:
         with self._lock:
@@ -250,6 +294,17 @@ class Pool:
             idle, self._idle = self._idle, []
         for sock in idle:
             sock.close()
+
+
+def _strerror(code: int) -> str:
+    import os
+
+    return os.strerror(code)
+
+
+def _reason(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
+    return " ".join(str(text).split()) or type(exc).__name__
 
 
 # Path characters sent as they are: visible ASCII. Anything else (a space, a
@@ -275,14 +330,76 @@ def encode(pool: Pool, job: Job) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-class _InFlight:
-    __slots__ = ("deadline", "job", "parser", "reused", "sock")
+class Window:
+    """How many requests may be in flight: TCP's congestion window, and a back-off.
 
-    def __init__(self, job: Job, sock: socket.socket, reused: bool, deadline: float) -> None:
+    Grows by one per clean answer up to the threshold (slow start), then by
+    one per window's worth; on a sign of congestion it halves, once per
+    round (signs from requests sent before the last cut are the same burst).
+    A sign at the smallest window, or a ``Retry-After``, also holds every
+    send back for a jittered, doubling pause.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self.size = float(min(INITIAL_WINDOW, self.limit))
+        self.threshold = float(self.limit)
+        self.round = 0
+        self.streak = 0  # cuts in a row without a clean answer
+        self.paused_until = 0.0
+
+    def allows(self, in_flight: int) -> bool:
+        return in_flight < int(self.size)
+
+    def clean(self) -> None:
+        self.streak = 0
+        if self.size < self.threshold:
+            self.size += 1.0
+        else:
+            self.size += 1.0 / self.size
+        self.size = min(self.size, float(self.limit))
+
+    def congested(self, sent_in: int, now: float, retry_after: Optional[float]) -> None:
+        if retry_after is not None:
+            self.paused_until = max(self.paused_until, now + retry_after)
+        if sent_in != self.round:
+            return  # this burst was answered already
+        self.round += 1
+        self.streak += 1
+        smallest = self.size < 2.0
+        self.threshold = max(1.0, self.size / 2.0)
+        self.size = self.threshold
+        if smallest or self.streak > 2:
+            pause = random.uniform(0, min(PAUSE_CAP, PAUSE_BASE * 2.0**self.streak))
+            self.paused_until = max(self.paused_until, now + pause)
+
+
+# Flight states: what the socket waits for.
+_CONNECTING, _HANDSHAKE, _SENDING, _RECEIVING = range(4)
+
+
+class _InFlight:
+    __slots__ = (
+        "connect_by",
+        "deadline",
+        "job",
+        "out",
+        "parser",
+        "reused",
+        "round",
+        "sock",
+        "state",
+    )
+
+    def __init__(self, job: Job, deadline: float, round_: int) -> None:
         self.job = job
-        self.sock = sock
-        self.reused = reused
         self.deadline = deadline
+        self.round = round_
+        self.sock: Any = None
+        self.reused = False
+        self.state = _CONNECTING
+        self.connect_by = 0.0
+        self.out = b""
         self.parser = _Parser(job.method)
 
 
@@ -294,11 +411,12 @@ def exchange(
     on_done: OnDone,
     prepare: Optional[Prepare] = None,
 ) -> None:
-    """Run ``jobs`` with at most ``limit`` in flight; ``on_done`` may add more.
+    """Run ``jobs``, at most ``limit`` in flight (fewer while congested); ``on_done`` may add more.
 
     Every job ends in exactly one ``on_done`` call, with a ``Response`` or an
-    ``IMDSError``. A kept-alive socket found closed before any answer is
-    replaced by a fresh one, once, without counting as an outcome.
+    ``IMDSError``. ``timeout`` covers one attempt: connect (however many SYNs
+    it takes), send and answer. A kept-alive socket found closed before any
+    answer is replaced by a fresh one, without counting as an outcome.
     ``prepare(job)``, if given, runs just before each send.
     """
     ready: Deque[Job] = deque()
@@ -306,6 +424,8 @@ def exchange(
     order = 0
     active: Dict[int, _InFlight] = {}
     selector = selectors.DefaultSelector()
+    window = Window(limit)
+    patience = min(CONNECT_PATIENCE, timeout / 2.0)
 
     def enqueue(new: Iterable[Job], first: bool = False) -> None:
         nonlocal order
@@ -326,46 +446,140 @@ def exchange(
         # (a listing's entries) are the critical path of a gather.
         enqueue(on_done(job, outcome), first=True)
 
-    def start(job: Job, fresh_only: bool = False) -> None:
+    def watch(flight: _InFlight, events: int) -> None:
+        fd = flight.sock.fileno()
+        if fd in active:
+            selector.modify(flight.sock, events, flight)
+        else:
+            active[fd] = flight
+            selector.register(flight.sock, events, flight)
+
+    def forget(flight: _InFlight) -> None:
+        fd = flight.sock.fileno()
+        if active.get(fd) is flight:
+            selector.unregister(flight.sock)
+            del active[fd]
+
+    def start(job: Job) -> None:
+        job.throttled = False
+        job.retry_after = None
         if prepare is not None:
             try:
                 prepare(job)
             except IMDSError as exc:
                 finish(job, exc)
                 return
-        # The timeout covers connect, send and answer together.
-        began = time.monotonic()
+        flight = _InFlight(job, time.monotonic() + timeout, window.round)
+        flight.out = encode(pool, job)
+        sock = pool.idle()
+        if sock is not None:
+            flight.sock, flight.reused, flight.state = sock, True, _SENDING
+            send(flight)
+        else:
+            connect(flight)
+
+    def connect(flight: _InFlight) -> None:
         try:
-            if fresh_only:
-                sock, reused = _fresh(pool, timeout), False
-            else:
-                sock, reused = pool.acquire(timeout)
+            flight.sock = pool.open()
         except IMDSError as exc:
-            finish(job, exc)
+            finish(flight.job, exc)
             return
+        flight.reused, flight.state = False, _CONNECTING
+        flight.connect_by = time.monotonic() + patience
+        watch(flight, selectors.EVENT_WRITE)
+
+    def connected(flight: _InFlight) -> None:
+        code = flight.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code:
+            window.congested(flight.round, time.monotonic(), None)
+            reason = _reason(OSError(code, _strerror(code)))
+            settle(flight, pool.unreachable(reason), False)
+            return
+        if pool.https:
+            import ssl
+
+            forget(flight)  # wrapping detaches the plain socket from its descriptor
+            try:
+                context = ssl.create_default_context()
+                tls = context.wrap_socket(
+                    flight.sock, server_hostname=pool.host, do_handshake_on_connect=False
+                )
+            except (OSError, ValueError) as exc:
+                settle(flight, _tls_failed(pool, exc), False)
+                return
+            flight.sock, flight.state = tls, _HANDSHAKE
+            handshake(flight)
+            return
+        flight.state = _SENDING
+        send(flight)
+
+    def handshake(flight: _InFlight) -> None:
+        import ssl
+
         try:
-            sock.sendall(encode(pool, job))
-        except OSError as exc:
-            sock.close()
-            if reused:
-                pool.close()  # its idle siblings are as stale as it was
-                start(job, fresh_only=True)
-            else:
-                finish(job, _broken(pool, job, exc))
+            flight.sock.do_handshake()
+        except ssl.SSLWantReadError:
+            watch(flight, selectors.EVENT_READ)
             return
-        flight = _InFlight(job, sock, reused, began + timeout)
-        active[sock.fileno()] = flight
-        selector.register(sock, selectors.EVENT_READ, flight)
+        except ssl.SSLWantWriteError:
+            watch(flight, selectors.EVENT_WRITE)
+            return
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            settle(flight, _tls_failed(pool, exc), False)
+            return
+        flight.state = _SENDING
+        send(flight)
+
+    def send(flight: _InFlight) -> None:
+        try:
+            sent = flight.sock.send(flight.out)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            lost(flight, exc)
+            return
+        flight.out = flight.out[sent:]
+        if flight.out:
+            watch(flight, selectors.EVENT_WRITE)
+            return
+        flight.state = _RECEIVING
+        watch(flight, selectors.EVENT_READ)
+
+    def lost(flight: _InFlight, exc: BaseException) -> None:
+        """The connection broke before or while the answer came."""
+        if flight.reused and not flight.parser.started:
+            # A kept-alive socket the service had closed: try a fresh one.
+            settle(flight, None, False)
+            pool.close()  # its idle siblings are as stale as it was
+            flight.parser = _Parser(flight.job.method)
+            flight.out = encode(pool, flight.job)
+            connect(flight)
+            return
+        if not flight.parser.started:
+            # Cut before any answer on a fresh connection: a connection cap.
+            flight.job.throttled = True
+            window.congested(flight.round, time.monotonic(), None)
+        settle(flight, _broken(pool, flight.job, exc), False)
 
     def settle(flight: _InFlight, outcome: Optional[Outcome], keep: bool) -> None:
-        selector.unregister(flight.sock)
-        del active[flight.sock.fileno()]
-        if keep:
-            pool.release(flight.sock)
-        else:
-            flight.sock.close()
+        if flight.sock is not None:
+            forget(flight)
+            if keep:
+                pool.release(flight.sock)
+            else:
+                flight.sock.close()
         if outcome is not None:
             finish(flight.job, outcome)
+
+    def answered(flight: _InFlight, response: Response, keep: bool) -> None:
+        job = flight.job
+        if response.status in THROTTLE_STATUSES:
+            job.throttled = True
+            job.retry_after = _retry_after(response.headers.get("retry-after"))
+            window.congested(flight.round, time.monotonic(), job.retry_after)
+        elif response.status < 500:
+            window.clean()
+        settle(flight, response, keep)
 
     def receive(flight: _InFlight) -> None:
         sock = flight.sock
@@ -373,31 +587,53 @@ def exchange(
             data = sock.recv(65536)
             while data and getattr(sock, "pending", lambda: 0)():
                 data += sock.recv(65536)
-        except socket.timeout:
-            return  # spurious wake-up; the deadline check handles real silence
+        except (BlockingIOError, InterruptedError):
+            return
         except OSError as exc:
-            if flight.reused and not flight.parser.started:
-                settle(flight, None, False)
-                pool.close()
-                start(flight.job, fresh_only=True)
-            else:
-                settle(flight, _broken(pool, flight.job, exc), False)
+            if type(exc).__name__ in ("SSLWantReadError", "SSLWantWriteError"):
+                return
+            lost(flight, exc)
             return
         try:
             if not data:
                 if flight.reused and not flight.parser.started:
-                    settle(flight, None, False)
-                    pool.close()
-                    start(flight.job, fresh_only=True)
+                    lost(flight, ConnectionResetError(errno.ECONNRESET, "closed"))
                     return
-                settle(flight, flight.parser.eof(), False)
+                answered(flight, flight.parser.eof(), False)
                 return
             response = flight.parser.feed(data)
         except _Malformed as exc:
+            if not str(exc) and not flight.parser.started:
+                lost(flight, ConnectionResetError(errno.ECONNRESET, "connection closed"))
+                return
             settle(flight, _garbled(pool, flight.job, str(exc)), False)
             return
         if response is not None:
-            settle(flight, response, flight.parser.keep_alive)
+            answered(flight, response, flight.parser.keep_alive)
+
+    def ready_to(flight: _InFlight) -> None:
+        state = flight.state
+        if state == _CONNECTING:
+            connected(flight)
+        elif state == _HANDSHAKE:
+            handshake(flight)
+        elif state == _SENDING:
+            send(flight)
+        else:
+            receive(flight)
+
+    def overdue(now: float) -> None:
+        for flight in list(active.values()):
+            if flight.deadline <= now:
+                window.congested(flight.round, now, None)
+                settle(flight, _timed_out(pool, flight, timeout), False)
+            elif flight.state == _CONNECTING and flight.connect_by <= now:
+                # A dropped SYN: cut, tell the window, send a fresh SYN at once
+                # (same attempt, same deadline).
+                window.congested(flight.round, now, None)
+                flight.round = window.round
+                settle(flight, None, False)
+                connect(flight)
 
     try:
         enqueue(jobs)
@@ -405,37 +641,56 @@ def exchange(
             now = time.monotonic()
             while later and later[0][0] <= now:
                 ready.append(heapq.heappop(later)[2])
-            while ready and len(active) < limit:
+            while ready and window.allows(len(active)) and window.paused_until <= now:
                 start(ready.popleft())
-            if not active:
-                if later and not ready:
-                    time.sleep(max(0.0, later[0][0] - time.monotonic()))
-                continue
-            wake = min(f.deadline for f in active.values())
+                now = time.monotonic()
+            wake = now + 3600.0
+            if active:
+                wake = min(
+                    min(f.deadline for f in active.values()),
+                    min(
+                        (f.connect_by for f in active.values() if f.state == _CONNECTING),
+                        default=wake,
+                    ),
+                )
             if later:
                 wake = min(wake, later[0][0])
+            if ready and window.allows(len(active)):
+                wake = min(wake, window.paused_until)
+            if not active:
+                time.sleep(max(0.0, wake - time.monotonic()))
+                continue
             for key, _events in selector.select(max(0.0, wake - time.monotonic())):
-                receive(key.data)
-            now = time.monotonic()
-            for flight in [f for f in active.values() if f.deadline <= now]:
-                settle(flight, _timed_out(pool, flight.job, timeout), False)
+                woken: _InFlight = key.data
+                if active.get(woken.sock.fileno()) is woken:
+                    ready_to(woken)
+            overdue(time.monotonic())
     finally:
-        for flight in list(active.values()):
-            flight.sock.close()
+        for left in list(active.values()):
+            left.sock.close()
         selector.close()
 
 
-def _fresh(pool: Pool, timeout: float) -> socket.socket:
-    pool.close()
-    sock = pool.acquire(timeout)[0]
-    return sock
+def _retry_after(value: Optional[str]) -> Optional[float]:
+    """``Retry-After`` in seconds (delta form; an HTTP date is taken as 1 s), at most 60."""
+    if value is None:
+        return None
+    value = value.strip()
+    if _DIGITS.match(value):
+        return min(60.0, float(int(value)))
+    return 1.0 if value else None
+
+
+def _tls_failed(pool: Pool, exc: BaseException) -> IMDSError:
+    return IMDSUnavailableError(
+        "TLS handshake with IMDS at {} failed: {}".format(pool.describe(), _reason(exc))
+    )
 
 
 def _broken(pool: Pool, job: Job, exc: BaseException) -> IMDSError:
-    reason = getattr(exc, "strerror", None) or type(exc).__name__
     return IMDSUnavailableError(
         "IMDS at {} dropped the connection ({} {}): {}".format(
-            pool.describe(), job.method, job.path, reason
+            pool.describe(), job.method, job.path, _reason(exc)
         )
     )
 
@@ -448,7 +703,14 @@ def _garbled(pool: Pool, job: Job, why: str) -> IMDSError:
     )
 
 
-def _timed_out(pool: Pool, job: Job, timeout: float) -> IMDSError:
+def _timed_out(pool: Pool, flight: _InFlight, timeout: float) -> IMDSError:
+    job = flight.job
+    if flight.state == _CONNECTING:
+        return IMDSTimeoutError(
+            "could not connect to IMDS at {} within {:g}s ({} {})".format(
+                pool.describe(), timeout, job.method, job.path
+            )
+        )
     return IMDSTimeoutError(
         "no answer from IMDS at {} within {:g}s ({} {})".format(
             pool.describe(), timeout, job.method, job.path
