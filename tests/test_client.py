@@ -445,6 +445,7 @@ def test_truncated_answers_every_time_are_an_error(imds_simulator: Simulator) ->
         EC2Metadata().instance_id  # noqa: B018
 
 
+@pytest.mark.imds_simulator(keep_alive=True)
 def test_sequential_reads_share_one_kept_alive_connection(imds_simulator: Simulator) -> None:
     metadata = EC2Metadata()
     for name in ("instance_id", "instance_type", "mac", "ami_id", "region", "domain"):
@@ -452,6 +453,7 @@ def test_sequential_reads_share_one_kept_alive_connection(imds_simulator: Simula
     assert imds_simulator.stats.connections == 1
 
 
+@pytest.mark.imds_simulator(keep_alive=True)
 def test_stale_kept_alive_connection_is_replaced(imds_simulator: Simulator) -> None:
     metadata = EC2Metadata()
     assert metadata.instance_id == "i-0123456789abcdef0"
@@ -625,6 +627,7 @@ print(os.WEXITSTATUS(status))
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.imds_simulator(keep_alive=True)
 def test_a_forked_child_does_not_share_the_parents_sockets(imds_simulator: Simulator) -> None:
     # Salt forks a process per job: a socket both processes read from would
     # hand one process the other's answers.
