@@ -62,9 +62,10 @@ NO_V2_STATUSES = frozenset((403, 404, 405))
 BACKOFF_BASE = 0.05
 # Back-off spans a throttle window (IMDS counts requests per second).
 BACKOFF_CAP = 1.0
-# A request pushed back (429/503, a connection cut at a cap) may try this
-# many times its ``attempts``, within its deadline and the gather's quota.
-THROTTLED_TRIES_FACTOR = 3
+# A request the service answered with 429/5xx, or cut at a connection cap,
+# may try this many times its ``attempts`` (within its deadline and the
+# pass's quota): the service is there, only busy.
+THROTTLED_TRIES_FACTOR = 5
 # Retries one pass may spend, shared by all its requests (the AWS SDKs'
 # retry quota): each retry costs one, each clean answer earns one back.
 RETRY_QUOTA = 100
@@ -80,7 +81,7 @@ class _Key(NamedTuple):
     """What a request is for; rides on its ``Job`` through retries."""
 
     path: str  # under /latest/ for reads, the full path for the token PUT
-    started: float  # monotonic time of the first attempt, for the deadline
+    started: float  # monotonic time of the first send (0 before it), for the deadline
     renewed: bool = False  # already retried once after a 401
     failures: int = 0  # attempts that failed for a reason other than throttling
 
@@ -298,12 +299,14 @@ class IMDSClient:
     ) -> Union[Response, IMDSError, Job]:
         """An answer, a final error, or the same request again after back-off.
 
-        Connection errors, timeouts and 5xx are retried until
-        ``settings.attempts``; a push-back (429, 503, a connection cut at a
-        cap) counts against ``THROTTLED_TRIES_FACTOR`` times that instead,
-        and waits at least the ``Retry-After`` the service sent. Every retry
-        stays inside the request's deadline (every attempt's timeout plus
-        back-off, from its first send) and spends the pass's ``quota``.
+        Failures without an answer (timeouts, refused or broken
+        connections) are retried until ``settings.attempts``. An answer that
+        asks for a retry (429, 5xx) or a connection cut at a cap before any
+        answer says the service is there and busy: those may take
+        ``THROTTLED_TRIES_FACTOR`` times as many tries, and wait at least the
+        ``Retry-After`` the service sent. Every retry stays inside the
+        request's deadline (every attempt's timeout plus back-off, from its
+        first send) and spends the pass's ``quota``.
         """
         if isinstance(outcome, Response) and outcome.status not in RETRYABLE_STATUSES:
             quota.earn()
@@ -314,7 +317,7 @@ class IMDSClient:
         attempts, timeout = self.settings.attempts, self.settings.timeout
         key: _Key = job.key
         tries = job.tries + 1
-        if job.throttled:
+        if job.throttled or isinstance(outcome, Response):
             failures = key.failures
             pause = _backoff(tries)
             if job.retry_after is not None:
@@ -385,6 +388,9 @@ class IMDSClient:
         quota = _RetryQuota()
 
         def stamp(job: Job) -> None:
+            if not job.key.started:
+                # The deadline runs from the first send, not from time in the queue.
+                job.key = job.key._replace(started=time.monotonic())
             if TOKEN_HEADER not in job.headers:
                 return  # IMDSv1
             if token_failure:
@@ -401,7 +407,7 @@ class IMDSClient:
             for path in new_paths:
                 if path not in queued:
                     queued.add(path)
-                    yield Job(_Key(path, time.monotonic()), "GET", "/latest/" + path, unstamped)
+                    yield Job(_Key(path, 0.0), "GET", "/latest/" + path, unstamped)
 
         def on_done(job: Job, outcome: Outcome) -> Iterable[Job]:
             key: _Key = job.key

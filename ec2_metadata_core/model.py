@@ -543,6 +543,9 @@ class InstanceTags(Mapping[str, str]):
     def __iter__(self) -> Iterator[str]:
         return iter(self._map)
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._map  # named by the listing; no read needed
+
     def __len__(self) -> int:
         return len(self._map)
 

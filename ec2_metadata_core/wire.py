@@ -6,14 +6,14 @@ connections and throttles. So the cost is connects and round trips, and the
 danger is a burst. One thread drives every socket with ``selectors``:
 connects never block (a SYN the service dropped is abandoned after
 ``CONNECT_PATIENCE`` and sent again, instead of waiting out the kernel's 1 s
-resend while every other request stalls), and the number in flight follows
-TCP's congestion window: it starts at ``INITIAL_WINDOW``, grows while answers
-come back clean, halves at once on a reset, a slow connect, a 429/503 or a
-timeout, and when throttling persists at a small window, every send waits out
-a back-off (``Retry-After`` when the service sends one). The response parser
-reads only what IMDS sends: a status line, a few headers and a body framed by
-Content-Length (chunked and read-until-close are handled too). Connections
-the service keeps alive are reused.
+resend while every other request stalls), and the pace follows TCP's
+congestion control (``Window``): few requests in flight at first, more
+while answers come back clean, half as many at once on a reset, a slow
+connect, a 429/503 or a timeout, then a gap between sends if even one at a
+time is too many, and a pause as long as any ``Retry-After``. The response
+parser reads only what IMDS sends: a status line, a few headers and a body
+framed by Content-Length (chunked and read-until-close are handled too).
+Connections the service keeps alive are reused.
 
 ``exchange`` knows nothing of tokens or retries: ``on_done`` sees every
 outcome (``Job.throttled`` and ``Job.retry_after`` say what the wire saw) and
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import errno
 import heapq
-import random
 import re
 import selectors
 import socket
@@ -49,9 +48,12 @@ INITIAL_WINDOW = 2
 # A connect not done by then met a dropped SYN (a full listen queue, the
 # packet cap): send a fresh one rather than wait for the kernel's 1 s resend.
 CONNECT_PATIENCE = 0.2
-# Back-off of every send while throttling persists: full jitter, doubling.
-PAUSE_BASE = 0.05
-PAUSE_CAP = 1.0
+# Signs of congestion closer together than this are one episode.
+EPISODE = 0.005
+# Least and most time between two sends once one in flight is still too many
+# (at most: 50 requests a second, well under what IMDS serves an instance).
+MIN_GAP = 0.002
+MAX_GAP = 0.02
 # Statuses that mean "too much, slow down".
 THROTTLE_STATUSES = frozenset((429, 503))
 
@@ -331,47 +333,75 @@ def encode(pool: Pool, job: Job) -> bytes:
 
 
 class Window:
-    """How many requests may be in flight: TCP's congestion window, and a back-off.
+    """How fast requests may go: TCP's congestion window, then a gap between sends.
 
-    Grows by one per clean answer up to the threshold (slow start), then by
-    one per window's worth; on a sign of congestion it halves, once per
-    round (signs from requests sent before the last cut are the same burst).
-    A sign at the smallest window, or a ``Retry-After``, also holds every
-    send back for a jittered, doubling pause.
+    The number in flight grows by one per clean answer up to the threshold
+    (slow start), then by one per window's worth. A sign of congestion halves
+    it. Once it is down to one, a sign sets a gap between sends instead (a
+    rate limit counts requests per second, and one request at a time can
+    still exceed it): the pace of the clean answers of the last second, a
+    little under, or double the gap when nothing came back clean; clean
+    answers close the gap again little by little. Signs count once per
+    episode: not from a request sent before the last cut, nor within a round
+    trip (at least ``EPISODE``) of it. A ``Retry-After`` holds every send
+    back that long.
     """
 
     def __init__(self, limit: int) -> None:
         self.limit = max(1, limit)
         self.size = float(min(INITIAL_WINDOW, self.limit))
         self.threshold = float(self.limit)
-        self.round = 0
-        self.streak = 0  # cuts in a row without a clean answer
-        self.paused_until = 0.0
+        self.gap = 0.0
+        self.cut_at = -1.0
+        self.calm_at = 0.0
+        self.next_send = 0.0  # monotonic time the gap or a Retry-After allows
+        self.started = time.monotonic()
+        self.cleans: Deque[float] = deque()  # times of the clean answers of the last second
 
-    def allows(self, in_flight: int) -> bool:
-        return in_flight < int(self.size)
+    def allows(self, in_flight: int, now: float) -> bool:
+        return in_flight < int(self.size) and now >= self.next_send
 
-    def clean(self) -> None:
-        self.streak = 0
+    def sent(self, now: float) -> None:
+        if self.gap:
+            self.next_send = max(self.next_send, now + self.gap)
+
+    def clean(self, now: float) -> None:
+        cleans = self.cleans
+        cleans.append(now)
+        while cleans[0] < now - 1.0:
+            cleans.popleft()
+        if self.gap:
+            # About 3% faster an answer: back to the pace before the cut
+            # after some twenty clean answers.
+            self.gap = 0.0 if self.gap < MIN_GAP else self.gap * 0.97
+            return
         if self.size < self.threshold:
             self.size += 1.0
         else:
             self.size += 1.0 / self.size
         self.size = min(self.size, float(self.limit))
 
-    def congested(self, sent_in: int, now: float, retry_after: Optional[float]) -> None:
+    def congested(self, began: float, now: float, retry_after: Optional[float]) -> None:
         if retry_after is not None:
-            self.paused_until = max(self.paused_until, now + retry_after)
-        if sent_in != self.round:
-            return  # this burst was answered already
-        self.round += 1
-        self.streak += 1
-        smallest = self.size < 2.0
-        self.threshold = max(1.0, self.size / 2.0)
-        self.size = self.threshold
-        if smallest or self.streak > 2:
-            pause = random.uniform(0, min(PAUSE_CAP, PAUSE_BASE * 2.0**self.streak))
-            self.paused_until = max(self.paused_until, now + pause)
+            self.next_send = max(self.next_send, now + retry_after)
+        if began < self.cut_at or now < self.calm_at:
+            return  # the same episode
+        self.cut_at = now
+        self.calm_at = now + max(EPISODE, now - began)
+        if self.size >= 2.0:
+            self.threshold = max(1.0, self.size / 2.0)
+            self.size = self.threshold
+            return
+        cleans = self.cleans
+        while cleans and cleans[0] < now - 1.0:
+            cleans.popleft()
+        if cleans:
+            span = max(0.05, min(1.0, now - self.started))
+            gap = 1.1 * span / len(cleans)
+        else:
+            gap = self.gap * 2.0
+        self.gap = min(MAX_GAP, max(MIN_GAP, gap))
+        self.next_send = max(self.next_send, now + self.gap)
 
 
 # Flight states: what the socket waits for.
@@ -380,21 +410,21 @@ _CONNECTING, _HANDSHAKE, _SENDING, _RECEIVING = range(4)
 
 class _InFlight:
     __slots__ = (
+        "began",
         "connect_by",
         "deadline",
         "job",
         "out",
         "parser",
         "reused",
-        "round",
         "sock",
         "state",
     )
 
-    def __init__(self, job: Job, deadline: float, round_: int) -> None:
+    def __init__(self, job: Job, began: float, deadline: float) -> None:
         self.job = job
+        self.began = began
         self.deadline = deadline
-        self.round = round_
         self.sock: Any = None
         self.reused = False
         self.state = _CONNECTING
@@ -469,7 +499,9 @@ def exchange(
             except IMDSError as exc:
                 finish(job, exc)
                 return
-        flight = _InFlight(job, time.monotonic() + timeout, window.round)
+        now = time.monotonic()
+        window.sent(now)
+        flight = _InFlight(job, now, now + timeout)
         flight.out = encode(pool, job)
         sock = pool.idle()
         if sock is not None:
@@ -491,7 +523,7 @@ def exchange(
     def connected(flight: _InFlight) -> None:
         code = flight.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if code:
-            window.congested(flight.round, time.monotonic(), None)
+            window.congested(flight.began, time.monotonic(), None)
             reason = _reason(OSError(code, _strerror(code)))
             settle(flight, pool.unreachable(reason), False)
             return
@@ -558,7 +590,7 @@ def exchange(
         if not flight.parser.started:
             # Cut before any answer on a fresh connection: a connection cap.
             flight.job.throttled = True
-            window.congested(flight.round, time.monotonic(), None)
+            window.congested(flight.began, time.monotonic(), None)
         settle(flight, _broken(pool, flight.job, exc), False)
 
     def settle(flight: _InFlight, outcome: Optional[Outcome], keep: bool) -> None:
@@ -576,9 +608,9 @@ def exchange(
         if response.status in THROTTLE_STATUSES:
             job.throttled = True
             job.retry_after = _retry_after(response.headers.get("retry-after"))
-            window.congested(flight.round, time.monotonic(), job.retry_after)
+            window.congested(flight.began, time.monotonic(), job.retry_after)
         elif response.status < 500:
-            window.clean()
+            window.clean(time.monotonic())
         settle(flight, response, keep)
 
     def receive(flight: _InFlight) -> None:
@@ -625,13 +657,12 @@ def exchange(
     def overdue(now: float) -> None:
         for flight in list(active.values()):
             if flight.deadline <= now:
-                window.congested(flight.round, now, None)
+                window.congested(flight.began, now, None)
                 settle(flight, _timed_out(pool, flight, timeout), False)
             elif flight.state == _CONNECTING and flight.connect_by <= now:
                 # A dropped SYN: cut, tell the window, send a fresh SYN at once
                 # (same attempt, same deadline).
-                window.congested(flight.round, now, None)
-                flight.round = window.round
+                window.congested(flight.began, now, None)
                 settle(flight, None, False)
                 connect(flight)
 
@@ -641,7 +672,7 @@ def exchange(
             now = time.monotonic()
             while later and later[0][0] <= now:
                 ready.append(heapq.heappop(later)[2])
-            while ready and window.allows(len(active)) and window.paused_until <= now:
+            while ready and window.allows(len(active), now):
                 start(ready.popleft())
                 now = time.monotonic()
             wake = now + 3600.0
@@ -655,8 +686,8 @@ def exchange(
                 )
             if later:
                 wake = min(wake, later[0][0])
-            if ready and window.allows(len(active)):
-                wake = min(wake, window.paused_until)
+            if ready and len(active) < int(window.size):
+                wake = min(wake, window.next_send)
             if not active:
                 time.sleep(max(0.0, wake - time.monotonic()))
                 continue

@@ -10,6 +10,8 @@ import time
 from types import FrameType
 from typing import Any, Callable, Dict, List, NoReturn, Optional, Sequence, Union
 
+from .scenarios import SCENARIOS
+
 PROG = "ec2-metadata-core simulate"
 _ENDPOINT_VAR = "AWS_EC2_METADATA_SERVICE_ENDPOINT"
 
@@ -124,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
         "the wire", "by default one request per connection (Connection: close), as the service"
     )
     wire.add_argument(
+        "--scenario",
+        choices=sorted(SCENARIOS),
+        help="push back as the named scenario does (its settings win over the options here)",
+    )
+    wire.add_argument(
         "--listen-queue",
         metavar="N",
         type=_ranged(int, 0, 65535, "listen queue"),
@@ -189,6 +196,7 @@ def _fail(message: str) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Serve until SIGINT/SIGTERM; 0 on a clean stop, 2 on bad input."""
+    from .scenarios import scenario
     from .server import Fault, Simulator  # keep `--help` and argument errors fast
 
     try:
@@ -222,6 +230,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             vanishing_tag=args.vanishing_tag,
             faults=[Fault(**fields) for fields in args.fault],
         )
+        if args.scenario is not None:
+            sim.configure(**scenario(args.scenario))
     except ValueError as exc:
         return _fail(str(exc))
     try:

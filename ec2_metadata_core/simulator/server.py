@@ -492,6 +492,30 @@ class _IMDSServer(ThreadingHTTPServer):
             thread.join(max(0.0, deadline - time.monotonic()))
 
 
+# Constructor arguments that may also change while the simulator runs.
+_LIVE_KNOBS = frozenset(
+    (
+        "latency",
+        "token_ttl_cap",
+        "tags_enabled",
+        "imdsv1",
+        "silent",
+        "error_rate",
+        "error_statuses",
+        "verbose",
+        "listen_queue",
+        "max_connections",
+        "over_capacity",
+        "rate_limit",
+        "rate_burst",
+        "throttle",
+        "keep_alive",
+        "http10",
+        "vanishing_tag",
+    )
+)
+
+
 class Simulator:
     """An IMDSv2 endpoint on loopback whose data and failure modes can change live.
 
@@ -559,9 +583,8 @@ class Simulator:
         self.error_statuses = error_statuses
         self.faults: List[Fault] = list(faults) if faults else []
         self.verbose = verbose
-        if not 0 <= listen_queue <= 65535:
-            raise ValueError("listen_queue must be between 0 and 65535")
-        self.listen_queue = listen_queue  # read at start()
+        self._server: Optional[_IMDSServer] = None
+        self.listen_queue = listen_queue
         self.max_connections = max_connections
         self.over_capacity = over_capacity
         self.throttle = throttle
@@ -575,7 +598,6 @@ class Simulator:
         self._tokens: Dict[str, float] = {}
         self._stats = Stats()
         self._stopping = threading.Event()
-        self._server: Optional[_IMDSServer] = None
         self._thread: Optional[threading.Thread] = None
 
     # -- validated knobs ---------------------------------------------------
@@ -620,6 +642,19 @@ class Simulator:
         if not checked or not all(100 <= s <= 599 for s in checked):
             raise ValueError("error_statuses must be a non-empty sequence of HTTP status codes")
         self._error_statuses = checked
+
+    @property
+    def listen_queue(self) -> int:
+        return self._listen_queue
+
+    @listen_queue.setter
+    def listen_queue(self, size: int) -> None:
+        if not 0 <= size <= 65535:
+            raise ValueError("listen_queue must be between 0 and 65535")
+        self._listen_queue = size
+        server = self._server
+        if server is not None:  # listen() again resizes the queue of a listening socket
+            server.socket.listen(size)
 
     @property
     def max_connections(self) -> Optional[int]:
@@ -805,6 +840,16 @@ class Simulator:
         """Forget every issued token: the next request carrying one gets 401."""
         with self._lock:
             self._tokens.clear()
+
+    def configure(self, **knobs: Any) -> None:
+        """Set knobs by the constructor's names (a scenario's, say); ``faults`` are added."""
+        for name, value in knobs.items():
+            if name == "faults":
+                self.faults.extend(value)
+            elif name in _LIVE_KNOBS:
+                setattr(self, name, value)
+            else:
+                raise TypeError(f"not a live simulator knob: {name}")
 
     def add_fault(self, *args: Any, **kwargs: Any) -> Fault:
         """Shorthand for ``faults.append(Fault(...))`` that returns the Fault."""
