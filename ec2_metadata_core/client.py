@@ -36,7 +36,7 @@ from .errors import (
     TokenTimeoutError,
 )
 from .transport import RequestsTransport, StdlibTransport, Transport
-from .wire import Job, Outcome, Response
+from .wire import Job, Outcome, Response, retry_after
 
 if TYPE_CHECKING:  # pragma: no cover
     import requests
@@ -320,8 +320,9 @@ class IMDSClient:
         if job.throttled or isinstance(outcome, Response):
             failures = key.failures
             pause = _backoff(tries)
-            if job.retry_after is not None:
-                pause = max(pause, job.retry_after)
+            if isinstance(outcome, Response):
+                asked = retry_after(outcome.headers.get("retry-after"))
+                pause = pause if asked is None else max(pause, asked)
             out_of_tries = tries >= attempts * THROTTLED_TRIES_FACTOR
         else:
             failures = key.failures + 1

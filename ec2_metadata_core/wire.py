@@ -16,7 +16,7 @@ framed by Content-Length (chunked and read-until-close are handled too).
 Connections the service keeps alive are reused.
 
 ``exchange`` knows nothing of tokens or retries: ``on_done`` sees every
-outcome (``Job.throttled`` and ``Job.retry_after`` say what the wire saw) and
+outcome (``Job.throttled`` says the service cut a connection at its cap) and
 may answer with more jobs (a retry after back-off, the paths a listing
 revealed), which keeps the whole gather one pipelined pass.
 """
@@ -73,21 +73,11 @@ class Response(NamedTuple):
 class Job:
     """One request to send, with the caller's bookkeeping riding along.
 
-    After its outcome, ``throttled`` says the service pushed back (429/503, or
-    a fresh connection cut before any answer: a connection cap) and
-    ``retry_after`` holds its ``Retry-After`` in seconds, if it sent one.
+    After its outcome, ``throttled`` says the service pushed back without an
+    answer: a fresh connection cut before any byte came (a connection cap).
     """
 
-    __slots__ = (
-        "headers",
-        "key",
-        "method",
-        "not_before",
-        "path",
-        "retry_after",
-        "throttled",
-        "tries",
-    )
+    __slots__ = ("headers", "key", "method", "not_before", "path", "throttled", "tries")
 
     def __init__(
         self,
@@ -105,7 +95,6 @@ class Job:
         self.not_before = not_before
         self.tries = tries
         self.throttled = False
-        self.retry_after: Optional[float] = None
 
 
 Outcome = Union[Response, IMDSError]
@@ -492,7 +481,6 @@ def exchange(
 
     def start(job: Job) -> None:
         job.throttled = False
-        job.retry_after = None
         if prepare is not None:
             try:
                 prepare(job)
@@ -604,11 +592,9 @@ def exchange(
             finish(flight.job, outcome)
 
     def answered(flight: _InFlight, response: Response, keep: bool) -> None:
-        job = flight.job
         if response.status in THROTTLE_STATUSES:
-            job.throttled = True
-            job.retry_after = _retry_after(response.headers.get("retry-after"))
-            window.congested(flight.began, time.monotonic(), job.retry_after)
+            pause = retry_after(response.headers.get("retry-after"))
+            window.congested(flight.began, time.monotonic(), pause)
         elif response.status < 500:
             window.clean(time.monotonic())
         settle(flight, response, keep)
@@ -702,7 +688,7 @@ def exchange(
         selector.close()
 
 
-def _retry_after(value: Optional[str]) -> Optional[float]:
+def retry_after(value: Optional[str]) -> Optional[float]:
     """``Retry-After`` in seconds (delta form; an HTTP date is taken as 1 s), at most 60."""
     if value is None:
         return None

@@ -36,6 +36,7 @@ from ec2_metadata_core import (
     TokenError,
     TokenTimeoutError,
 )
+from ec2_metadata_core.client import THROTTLED_TRIES_FACTOR
 from ec2_metadata_core.simulator import Simulator
 from ec2_metadata_core.transport import Response, StdlibTransport, Transport
 
@@ -168,14 +169,38 @@ def test_back_off_grows_exponentially_up_to_the_attempt_limit(
     mock: responses.RequestsMock, no_sleep: List[float]
 ) -> None:
     add_token(mock)
-    mock.add(responses.GET, URL + "/latest/meta-data/instance-id", status=503)
+    mock.add(
+        responses.GET,
+        URL + "/latest/meta-data/instance-id",
+        body=requests.ConnectionError("refused"),
+    )
     metadata, _ = session_metadata(attempts=6)
-    with pytest.raises(IMDSHTTPError) as caught:
+    with pytest.raises(IMDSUnavailableError):
         metadata.instance_id  # noqa: B018
-    assert caught.value.status == 503
     assert len([c for c in mock.calls if c.request.method == "GET"]) == 6
     # full jitter pinned to its ceiling: 0.05 * 2**n, capped at one second
     assert no_sleep == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.0], abs=0.01)
+
+
+def test_a_busy_service_gets_more_tries_and_its_retry_after(
+    mock: responses.RequestsMock, no_sleep: List[float]
+) -> None:
+    # 429/5xx say the service is there: more tries than `attempts`, as long as
+    # the deadline allows; a Retry-After is waited out.
+    add_token(mock)
+    mock.add(
+        responses.GET,
+        URL + "/latest/meta-data/instance-id",
+        status=503,
+        headers={"Retry-After": "2"},
+    )
+    metadata, _ = session_metadata(attempts=2)
+    with pytest.raises(IMDSHTTPError) as caught:
+        metadata.instance_id  # noqa: B018
+    assert caught.value.status == 503
+    tries = len([c for c in mock.calls if c.request.method == "GET"])
+    assert tries == 2 * THROTTLED_TRIES_FACTOR
+    assert no_sleep == pytest.approx([2.0] * (tries - 1), abs=0.01)
 
 
 def test_non_retryable_statuses_fail_at_once(mock: responses.RequestsMock) -> None:
@@ -429,7 +454,9 @@ def test_5xx_past_the_attempts_is_an_error_not_none(imds_simulator: Simulator) -
     with pytest.raises(IMDSHTTPError) as caught:
         EC2Metadata(attempts=2).public_ipv4  # noqa: B018
     assert caught.value.status == 500
-    assert imds_simulator.stats.by_path["GET /latest/meta-data/public-ipv4"] == 2
+    # An answer asking for a retry may take more tries than `attempts`, never unbounded.
+    tries = imds_simulator.stats.by_path["GET /latest/meta-data/public-ipv4"]
+    assert 2 < tries <= 2 * THROTTLED_TRIES_FACTOR
 
 
 @pytest.mark.parametrize("action", ["reset", "truncate"])
