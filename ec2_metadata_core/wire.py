@@ -44,7 +44,7 @@ NOT_REACHED_HINT = "not on EC2, or the metadata endpoint is wrong or turned off"
 # Idle kept-alive connections held for reuse (when the service keeps any).
 MAX_IDLE = 32
 # Requests in flight at the start of an exchange; the window grows from here.
-INITIAL_WINDOW = 2
+INITIAL_WINDOW = 4
 # A connect not done by then met a dropped SYN (a full listen queue, the
 # packet cap): send a fresh one rather than wait for the kernel's 1 s resend.
 CONNECT_PATIENCE = 0.2
