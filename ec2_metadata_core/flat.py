@@ -88,6 +88,23 @@ def flatten(snapshot: Dict[str, Any], prefix: str = "") -> Dict[str, Scalar]:
     return {key: value for key, (_, value) in flatten_with_paths(snapshot, prefix).items()}
 
 
+def check_prefix(prefix: str) -> str:
+    """``prefix`` if every flat key with it in front is an identifier, else ``ConfigError``.
+
+    Flat keys are identifiers that may start with ``_``: a prefix keeps them so
+    if it is empty or an identifier itself (``my-`` or ``9`` would make
+    ``my-region`` or ``9region``, which no shell or template accepts).
+    """
+    if prefix and not IDENTIFIER.match(prefix):
+        from .errors import ConfigError
+
+        raise ConfigError(
+            "prefix {!r} would not make identifiers: use letters, digits and _, "
+            "not starting with a digit".format(prefix)
+        )
+    return prefix
+
+
 def to_env(flat: Dict[str, Scalar], prefix: Optional[str] = None) -> str:
     """``export NAME='value'`` lines; lists are newline-joined, None is empty."""
     import shlex
