@@ -506,6 +506,17 @@ class EC2Metadata(LazyObject):
         return {mac: NetworkInterface(mac, self) for mac in macs}
 
     @cached_property
+    def primary_network_interface(self) -> NetworkInterface:
+        """The interface whose MAC is ``mac``: a name for it that needs no MAC.
+
+        The same object as ``network_interfaces[mac]`` (templates and scripts
+        that run on many instances cannot know the MAC in advance).
+        """
+        mac = self.mac
+        listed = self.network_interfaces.get(mac)
+        return listed if listed is not None else NetworkInterface(mac, self)
+
+    @cached_property
     def public_keys(self) -> Dict[str, PublicKey]:
         """Key name -> PublicKey, from the ``INDEX=NAME`` lines IMDS lists; {} if none."""
         path = "meta-data/public-keys/"
