@@ -250,8 +250,10 @@ def _get(metadata: EC2Metadata, args: argparse.Namespace) -> int:
         from .flat import flatten
 
         value = flatten(data).get(flat_name)
+        if value is None and not isinstance(data[key], (dict, list)):
+            raise UsageError(_unknown(name, names))  # region_foo: nothing is under region
     else:
-        value = walk(data[key], rest, key)
+        value = _walk(data[key], rest, key)
     if value is None:
         raise Absent("{} is absent on this instance".format(name))
     _emit((_render(value) + end).encode("utf-8"))
@@ -264,7 +266,7 @@ def _flat_owner(name: str, names: Sequence[str]) -> str:
     return max(owners, key=len) if owners else ""
 
 
-def walk(value: Any, rest: str, where: str) -> Any:
+def _walk(value: Any, rest: str, where: str) -> Any:
     """Follow a dotted path into a snapshot value; ``None`` if a step is absent.
 
     Mapping keys may hold dots themselves (the tag ``cost.center``): the

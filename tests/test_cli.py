@@ -325,6 +325,7 @@ def test_get_of_every_flat_name_gives_the_flat_value(sim: Simulator) -> None:
         ("ami_launch_index.0", "ami_launch_index is a number or boolean"),
         ("security_groups.first", "security_groups is a list: 'first' is not an index"),
         ("tags.Name.x", "tags.Name is a string"),
+        ("region_foo", "unknown name 'region_foo'"),
     ],
 )
 def test_a_path_through_a_scalar_is_a_usage_error(sim: Simulator, name: str, says: str) -> None:
