@@ -387,3 +387,19 @@ def test_prefix_with_json_or_yaml_is_refused_not_ignored(sim: Simulator, form: s
         run("dump", "--format", form, "--prefix", "x_", endpoint=sim.url), 2
     )
     assert "--prefix applies to --format flat and env only" in line
+
+
+def test_every_connection_option_is_taken_on_either_side_of_the_command() -> None:
+    from ec2_metadata_core.cli import _parser
+
+    before = _parser().parse_args(
+        ["--ipv6", "--timeout", "0.5", "--attempts", "2", "--allow-imdsv1", "get", "region"]
+    )
+    after = _parser().parse_args(
+        ["get", "region", "--ipv6", "--timeout", "0.5", "--attempts", "2", "--allow-imdsv1"]
+    )
+    for args in (before, after):
+        got = (args.endpoint_mode, args.timeout, args.attempts, args.allow_imdsv1, args.endpoint)
+        assert got == ("IPv6", 0.5, 2, True, None)
+    neither = _parser().parse_args(["dump"])
+    assert (neither.endpoint_mode, neither.timeout, neither.allow_imdsv1) == (None, None, None)
