@@ -34,6 +34,7 @@ from collections import deque
 from typing import Any, Callable, Deque, Dict, Iterable, List, NamedTuple, Optional, Tuple, Union
 from urllib.parse import quote
 
+from .config import host_port
 from .errors import IMDSError, IMDSTimeoutError, IMDSUnavailableError
 
 USER_AGENT = "ec2-metadata-core"
@@ -235,11 +236,12 @@ class Pool:
         self.host_header = host_text if port == default_port else "{}:{}".format(host_text, port)
 
     def describe(self) -> str:
-        return "{}:{}".format(self.host, self.port)
+        return host_port(self.host, self.port)
 
-    def unreachable(self, reason: str) -> IMDSUnavailableError:
+    def unreachable(self, exc: BaseException) -> IMDSUnavailableError:
+        """The one-line error for whatever connecting raised (refused, DNS, IDNA, TLS)."""
         return IMDSUnavailableError(
-            "cannot reach IMDS at {}: {} ({})".format(self.describe(), reason, NOT_REACHED_HINT)
+            "cannot reach IMDS at {}: {}".format(self.describe(), _why(exc, self.https))
         )
 
     def idle(self) -> Optional[socket.socket]:
@@ -249,28 +251,26 @@ class Pool:
     def open(self) -> socket.socket:
         """A non-blocking socket whose connect is under way; raises IMDSUnavailableError."""
         if self._address is None:
-            try:
+            try:  # resolved once: a literal address (the usual endpoint) costs nothing
                 found = socket.getaddrinfo(self.host, self.port, 0, socket.SOCK_STREAM)
-            except (OSError, UnicodeError) as exc:  # socket.gaierror is an OSError
-                raise self.unreachable(_reason(exc)) from None
-            if not found:
-                raise self.unreachable("no address")
+            except (OSError, ValueError, OverflowError) as exc:  # gaierror; IDNA refusing
+                raise self.unreachable(exc) from None
             self._address = (found[0][0], found[0][4])
         family, address = self._address
         try:
             sock = socket.socket(family, socket.SOCK_STREAM)
         except OSError as exc:
-            raise self.unreachable(_reason(exc)) from None
+            raise self.unreachable(exc) from None
         sock.setblocking(False)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             code = sock.connect_ex(address)
-        except OSError as exc:
+        except (OSError, ValueError, OverflowError) as exc:
             sock.close()
-            raise self.unreachable(_reason(exc)) from None
+            raise self.unreachable(exc) from None
         if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY):
             sock.close()
-            raise self.unreachable(_reason(OSError(code, _strerror(code))))
+            raise self.unreachable(_os_error(code))
         return sock
 
     def release(self, sock: socket.socket) -> None:
@@ -287,14 +287,30 @@ class Pool:
             sock.close()
 
 
-def _strerror(code: int) -> str:
+def _os_error(code: int) -> OSError:
     import os
 
-    return os.strerror(code)
+    return OSError(code, os.strerror(code))
+
+
+def _why(exc: BaseException, https: bool) -> str:
+    """The cause of a failed connect, and what it most likely means, for one line."""
+    import ssl
+
+    if isinstance(exc, ssl.SSLError):
+        hint = "IMDS speaks plain HTTP: use an http:// endpoint" if https else NOT_REACHED_HINT
+        return "TLS handshake failed: {} ({})".format(exc.reason or type(exc).__name__, hint)
+    if isinstance(exc, socket.gaierror):
+        reason = "cannot resolve the host name: {}".format(exc.strerror or type(exc).__name__)
+    elif isinstance(exc, OSError):
+        reason = exc.strerror or type(exc).__name__
+    else:  # the IDNA codec refusing a host name, a port out of range
+        reason = "invalid host name or port: {}".format(str(exc).split("\n", 1)[0])
+    return "{} ({})".format(reason, NOT_REACHED_HINT)
 
 
 def _reason(exc: BaseException) -> str:
-    text = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
+    text = getattr(exc, "strerror", None) or str(exc)
     return " ".join(str(text).split()) or type(exc).__name__
 
 
@@ -512,8 +528,7 @@ def exchange(
         code = flight.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if code:
             window.congested(flight.began, time.monotonic(), None)
-            reason = _reason(OSError(code, _strerror(code)))
-            settle(flight, pool.unreachable(reason), False)
+            settle(flight, pool.unreachable(_os_error(code)), False)
             return
         if pool.https:
             import ssl
@@ -525,7 +540,7 @@ def exchange(
                     flight.sock, server_hostname=pool.host, do_handshake_on_connect=False
                 )
             except (OSError, ValueError) as exc:
-                settle(flight, _tls_failed(pool, exc), False)
+                settle(flight, pool.unreachable(exc), False)
                 return
             flight.sock, flight.state = tls, _HANDSHAKE
             handshake(flight)
@@ -545,7 +560,7 @@ def exchange(
             watch(flight, selectors.EVENT_WRITE)
             return
         except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-            settle(flight, _tls_failed(pool, exc), False)
+            settle(flight, pool.unreachable(exc), False)
             return
         flight.state = _SENDING
         send(flight)
@@ -696,12 +711,6 @@ def retry_after(value: Optional[str]) -> Optional[float]:
     if _DIGITS.match(value):
         return min(60.0, float(int(value)))
     return 1.0 if value else None
-
-
-def _tls_failed(pool: Pool, exc: BaseException) -> IMDSError:
-    return IMDSUnavailableError(
-        "TLS handshake with IMDS at {} failed: {}".format(pool.describe(), _reason(exc))
-    )
 
 
 def _broken(pool: Pool, job: Job, exc: BaseException) -> IMDSError:
