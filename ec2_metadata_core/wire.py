@@ -690,7 +690,8 @@ def exchange(
             if ready and len(active) < int(window.size):
                 wake = min(wake, window.next_send)
             if not active:
-                time.sleep(max(0.0, wake - time.monotonic()))
+                if ready or later:  # else the last outcome came without a socket: done
+                    time.sleep(max(0.0, wake - time.monotonic()))
                 continue
             for key, _events in selector.select(max(0.0, wake - time.monotonic())):
                 woken: _InFlight = key.data
