@@ -67,8 +67,10 @@ BACKOFF_CAP = 1.0
 # pass's quota): the service is there, only busy.
 THROTTLED_TRIES_FACTOR = 5
 # Retries one pass may spend, shared by all its requests (the AWS SDKs'
-# retry quota): each retry costs one, each clean answer earns one back.
+# retry quota): RETRY_QUOTA, plus RETRY_SHARE for each request of the pass;
+# each retry costs one, each clean answer earns one back.
 RETRY_QUOTA = 100
+RETRY_SHARE = 3
 # A token travels in a header line: visible ASCII only.
 _TOKEN = re.compile(r"[\x21-\x7e]+\Z")
 
@@ -96,13 +98,18 @@ def _backoff(attempt: int) -> float:
 class _RetryQuota:
     """The retries one pass may still spend (see ``RETRY_QUOTA``)."""
 
-    __slots__ = ("left",)
+    __slots__ = ("ceiling", "left")
 
     def __init__(self) -> None:
-        self.left = RETRY_QUOTA
+        self.left = self.ceiling = RETRY_QUOTA
+
+    def grow(self) -> None:
+        """One more request in the pass: it brings its share of retries."""
+        self.left += RETRY_SHARE
+        self.ceiling += RETRY_SHARE
 
     def earn(self) -> None:
-        if self.left < RETRY_QUOTA:
+        if self.left < self.ceiling:
             self.left += 1
 
     def spend(self) -> bool:
@@ -408,6 +415,7 @@ class IMDSClient:
             for path in new_paths:
                 if path not in queued:
                     queued.add(path)
+                    quota.grow()
                     yield Job(_Key(path, 0.0), "GET", "/latest/" + path, unstamped)
 
         def on_done(job: Job, outcome: Outcome) -> Iterable[Job]:
