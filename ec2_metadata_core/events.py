@@ -24,7 +24,8 @@ source build on it; names and shapes are stable)::
   (a baseline); later polls report their changes.
 * ``poll()`` raises an ``IMDSError`` when IMDS could not be read; it logs one
   WARNING for the first failed poll of an outage (none for the next ones)
-  and one INFO line when IMDS answers again. Nothing that happened meanwhile
+  (its record has ``imds_outage=True``) and one INFO line when IMDS answers
+  again. Nothing that happened meanwhile
   is lost: the next good poll reports it. Events of the kinds that could be
   read in a poll that partly failed are kept and come first in the next
   result (``watch`` yields them at once).
@@ -59,7 +60,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 import threading
 import time
 from typing import (
@@ -82,7 +82,13 @@ from .errors import ConfigError, IMDSError, MalformedResponseError, MetadataDisa
 from .lazy import leaves
 from .model import EC2Metadata, InstanceTags
 
-LOG = logging.getLogger(__name__)
+
+def _log() -> Any:
+    """This module's logger; logging loads on first use (the CLI's dump and get never need it)."""
+    import logging
+
+    return logging.getLogger(__name__)
+
 
 SPOT = "spot/interruption"
 REBALANCE = "rebalance/recommendation"
@@ -283,7 +289,7 @@ class Watcher:
             raise failure
         if self._outage:
             self._outage = False
-            LOG.info("IMDS answers again; events of the gap follow")
+            _log().info("IMDS answers again; events of the gap follow")
         held, self._held = self._held, []
         return held + events
 
@@ -311,10 +317,11 @@ class Watcher:
         self.failed_polls += 1
         if not self._outage:
             self._outage = True
-            LOG.warning(
+            _log().warning(
                 "IMDS poll failed (%s); still watching, events of the gap will be "
                 "reported once IMDS answers",
                 exc,
+                extra={"imds_outage": True},
             )
 
     # -- per kind ------------------------------------------------------------
@@ -366,7 +373,7 @@ class Watcher:
         try:
             time_text = parse.iso_utc(when(body, document))
         except MalformedResponseError as exc:
-            LOG.warning("%s; reporting it as IMDS gave it", exc)
+            _log().warning("%s; reporting it as IMDS gave it", exc)
         return [self._event(kind, document, time_text, path)]
 
     def _spot(self, outcomes: Dict[str, Outcome]) -> List[Event]:
@@ -396,7 +403,7 @@ class Watcher:
             try:
                 when = parse.iso_utc(parse.http_date(path, item["NotBefore"]))
             except MalformedResponseError as exc:
-                LOG.warning("%s; reporting the event as IMDS gave it", exc)
+                _log().warning("%s; reporting the event as IMDS gave it", exc)
         return self._event(kind, item, when, path)
 
     def _maintenance(self, outcomes: Dict[str, Outcome]) -> List[Event]:
