@@ -102,6 +102,9 @@ def _parser() -> argparse.ArgumentParser:
     get.add_argument("name")
     get.add_argument("-n", dest="newline", action="store_false", help="no newline after the value")
 
+    from .watch_cli import add_parser as add_watch
+
+    add_watch(commands, common)
     commands.add_parser(
         "simulate",
         help="serve a simulated IMDS on 127.0.0.1 (see 'simulate --help')",
@@ -236,6 +239,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(args_list)
     try:
         metadata = _metadata(args)
+        if args.command == "watch":
+            from .watch_cli import run as watch
+
+            return watch(metadata, args)
         if args.command == "dump":
             return _dump(metadata, args)
         return _get(metadata, args)

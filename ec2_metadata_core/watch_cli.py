@@ -1,0 +1,139 @@
+"""``ec2-metadata-core watch``: IMDS notices as JSON lines, for people and shell scripts.
+
+One JSON object (an ``events.Event``) a line, flushed as it comes. Exit status:
+0 stopped (Ctrl-C, SIGTERM, or ``--once`` with nothing ``--exit-on`` names);
+1 ``--once`` could not read IMDS, or the output could not be written;
+2 bad usage or settings; 4 an event of a kind ``--exit-on`` names was printed
+(``watch`` stops at the first one, ``--once`` after printing all it found).
+A watch never ends on an IMDS outage: it warns once and reports the gap's
+events when IMDS answers again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from types import FrameType
+from typing import Any, Optional
+
+from .events import DEFAULT_INTERVAL, Event, Watcher, select_kinds
+from .model import EC2Metadata
+
+EXIT_NOTICE = 4
+PROG = "ec2-metadata-core watch"
+
+_DESCRIPTION = """\
+Print IMDS notices as they arrive, one JSON object a line: spot interruption,
+rebalance recommendation, maintenance scheduled/cancelled/completed, Auto
+Scaling lifecycle state, tag changes. The first poll prints what is pending now.
+"""
+_EPILOG = """\
+exit status: 0 stopped (Ctrl-C, SIGTERM; --once: nothing --exit-on names),
+1 --once could not read IMDS or output failed, 2 bad usage or settings,
+4 an event of a kind --exit-on names was printed.
+example: ec2-metadata-core watch --exit-on spot/interruption >/dev/null; [ $? = 4 ] && drain
+"""
+
+
+def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Register ``watch`` on the CLI's subcommands (``common``: the connection options)."""
+    watch = commands.add_parser(
+        "watch",
+        parents=[common],
+        help="print IMDS notices (spot interruption, maintenance, ...) as JSON lines",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    watch.add_argument(
+        "--interval",
+        type=float,
+        default=DEFAULT_INTERVAL,
+        metavar="S",
+        help="seconds between polls (default {:g}, what AWS asks for spot notices)".format(
+            DEFAULT_INTERVAL
+        ),
+    )
+    watch.add_argument(
+        "--kinds",
+        metavar="K1,K2",
+        help="only these kinds or groups (e.g. spot,maintenance); default all",
+    )
+    watch.add_argument("--once", action="store_true", help="print what is pending now and exit")
+    watch.add_argument(
+        "--exit-on",
+        metavar="K1,K2",
+        help="exit 4 once an event of these kinds or groups is printed",
+    )
+    watch.add_argument(
+        "-v", "--verbose", action="store_true", help="also log when IMDS answers again"
+    )
+
+
+class _Stop(Exception):
+    """SIGTERM: unwinds the watch like Ctrl-C does."""
+
+
+def _on_term(signum: int, frame: Optional[FrameType]) -> None:
+    raise _Stop()
+
+
+class _OutputError(Exception):
+    pass
+
+
+def _write(event: Event) -> None:
+    line = json.dumps(event, sort_keys=True, ensure_ascii=False) + "\n"
+    try:
+        sys.stdout.buffer.write(line.encode("utf-8"))
+        sys.stdout.buffer.flush()
+    except BrokenPipeError:
+        raise
+    except (OSError, AttributeError, ValueError) as exc:  # /dev/full, closed stdout
+        raise _OutputError("cannot write output: {}".format(exc)) from None
+
+
+def _log_to_stderr(verbose: bool, once: bool) -> None:
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(PROG + ": %(levelname)s: %(message)s"))
+    if once:  # the error line says it; "still watching" would be wrong
+        handler.addFilter(lambda record: not getattr(record, "imds_outage", False))
+    logger = logging.getLogger("ec2_metadata_core.events")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    logger.propagate = False
+
+
+def run(metadata: EC2Metadata, args: argparse.Namespace) -> int:
+    """The ``watch`` command; IMDS and settings errors propagate to the CLI's handler."""
+    exit_on = select_kinds(args.exit_on) if args.exit_on else frozenset()
+    watcher = Watcher(metadata, interval=args.interval, kinds=args.kinds)
+    _log_to_stderr(args.verbose, args.once)
+    previous = signal.signal(signal.SIGTERM, _on_term)
+    try:
+        if args.once:
+            events = watcher.poll()
+            for event in events:
+                _write(event)
+            return EXIT_NOTICE if any(e["kind"] in exit_on for e in events) else 0
+        for event in watcher.watch():
+            _write(event)
+            if event["kind"] in exit_on:
+                return EXIT_NOTICE
+        return 0  # pragma: no cover - watch() without a stop never ends
+    except (KeyboardInterrupt, _Stop):
+        return 0
+    except BrokenPipeError:
+        # The reader left: stop quietly, and keep Python from complaining at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except _OutputError as exc:
+        print("{}: error: {}".format(PROG, exc), file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
