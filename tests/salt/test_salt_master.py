@@ -2,19 +2,28 @@
 
 ``salt -G`` on the availability zone and on tags must reach exactly the right
 minions, also for tag keys that contain ``:``, and a grains refresh must pick
-up a tag that changed while the minion runs.
+up a tag that changed while the minion runs. The ``ec2_metadata`` beacon on
+web-1 must put a spot notice on the master's bus once, and the reactor example
+of salt_grains/README.md must drain the minion.
 """
 
 from __future__ import annotations
 
+import re
+import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, NamedTuple
 
 import pytest
+import yaml
 
 from ec2_metadata_core.simulator import Simulator
 
 pytestmark = pytest.mark.slow
+
+README = Path(__file__).resolve().parents[2] / "salt_grains" / "README.md"
+SPOT_PATH = "meta-data/spot/instance-action"
+SPOT_TAG = "salt/beacon/web-1/ec2_metadata/spot/interruption"
 
 
 class Fleet(NamedTuple):
@@ -23,6 +32,31 @@ class Fleet(NamedTuple):
     cli: Any
     web: Simulator
     db: Simulator
+    drained: Path  # what the README's drain state writes on web-1
+
+
+def readme_block(after: str) -> str:
+    """The first code block of salt_grains/README.md after the line ``after``."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index(after + "\n")
+    match = re.compile(r"```\w*\n(.*?)```", re.S).search(text, start)
+    assert match is not None, after
+    return match.group(1)
+
+
+def reactor_example(root: Path, drained: Path) -> List[Dict[str, List[str]]]:
+    """The README's reactor config, reactor file and drain state, under ``root``."""
+    (root / "reactor").mkdir()
+    (root / "salt").mkdir()
+    reactor_file = root / "reactor" / "spot-drain.sls"
+    reactor_file.write_text(readme_block("`/srv/reactor/spot-drain.sls`:"))
+    drain = readme_block("`/srv/salt/drain.sls` (your own drain steps: take the node out")
+    (root / "salt" / "drain.sls").write_text(drain.replace("/run/ec2-spot-drain", str(drained)))
+    reactor = yaml.safe_load(readme_block("On the master, map the spot tag to a reactor file:"))
+    text = yaml.safe_dump(reactor["reactor"])
+    text = text.replace("/srv/reactor/spot-drain.sls", str(reactor_file))
+    config: List[Dict[str, List[str]]] = yaml.safe_load(text)
+    return config
 
 
 @pytest.fixture(scope="module")
@@ -41,17 +75,35 @@ def fleet(
     db.set("meta-data/placement/availability-zone", "eu-central-1a")
     db.set("meta-data/tags/instance/Role", "db")
     db.set("meta-data/tags/instance/aws:autoscaling:groupName", "db-asg")
+    every_second = {"loop_interval": 1}
+    examples = tmp_path_factory.mktemp("srv")
+    drained = examples / "drained"
     try:
-        master = factories.salt_master_daemon("imds-master")
+        master = factories.salt_master_daemon(
+            "imds-master",
+            overrides={
+                "reactor": reactor_example(examples, drained),
+                "file_roots": {"base": [str(examples / "salt")]},
+            },
+        )
         minions = [
             master.salt_minion_daemon(
                 name,
-                overrides={"ec2_metadata": {"endpoint": sim.url}, "enable_fqdns_grains": False},
+                overrides={
+                    "ec2_metadata": {"endpoint": sim.url},
+                    "enable_fqdns_grains": False,
+                    **extra,
+                },
             )
-            for name, sim in (("web-1", web), ("db-1", db))
+            for name, sim, extra in (
+                # Salt counts beacon intervals in loop_intervals (saltfactories sets
+                # 0.05 s) but runs beacons once a second: 1 keeps "interval: 1" true.
+                ("web-1", web, {"beacons": {"ec2_metadata": [{"interval": 1}]}, **every_second}),
+                ("db-1", db, {}),
+            )
         ]
         with master.started(), minions[0].started(), minions[1].started():
-            yield Fleet(master, minions, master.salt_cli(timeout=60), web, db)
+            yield Fleet(master, minions, master.salt_cli(timeout=60), web, db, drained)
     finally:
         web.stop()
         db.stop()
@@ -126,3 +178,46 @@ def test_minion_logs_hold_nothing_loud_from_the_grain(fleet: Fleet) -> None:
         ours = [line for line in text.splitlines() if "salt_grains" in line]
         assert not [line for line in ours if "DEBUG" not in line], ours
         assert "ASIASIMULATORKEY0001" not in text
+
+
+def spot_reads(sim: Simulator) -> int:
+    return sum(n for path, n in sim.stats.by_path.items() if path.endswith(SPOT_PATH))
+
+
+def test_the_beacon_puts_a_spot_notice_on_the_masters_bus_once(
+    fleet: Fleet, event_listener: Any
+) -> None:
+    notice = {"action": "terminate", "time": "2026-11-28T08:22:00Z"}
+    since = time.time()
+    fleet.web.set(SPOT_PATH, {"$json": notice})
+    try:
+        matched = event_listener.wait_for_events(
+            [(fleet.master.id, SPOT_TAG)], after_time=since, timeout=90
+        )
+        assert matched.found_all_events, "no {} on the master's bus".format(SPOT_TAG)
+        (event,) = matched.matches
+        assert event.data["id"] == "web-1"
+        assert event.data["kind"] == "spot/interruption"
+        assert event.data["notice"] == notice
+        assert event.data["time"] == "2026-11-28T08:22:00Z"
+        assert event.data["instance_id"] == "i-0123456789abcdef0"
+        # The beacon keeps polling (the simulator counts its reads); the notice
+        # stays posted, and no second event comes.
+        polls_then = spot_reads(fleet.web)
+        deadline = time.monotonic() + 120
+        while spot_reads(fleet.web) < polls_then + 20 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert spot_reads(fleet.web) >= polls_then + 20, "the beacon stopped polling"
+        events = event_listener.get_events([(fleet.master.id, SPOT_TAG)], after_time=since)
+        assert len(events) == 1, events
+        # db-1 has no beacon configured: nothing from it.
+        assert not event_listener.get_events(
+            [(fleet.master.id, "salt/beacon/db-1/*")], after_time=since
+        )
+        # The README's reactor ran the drain state on web-1.
+        deadline = time.monotonic() + 120
+        while not fleet.drained.exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert fleet.drained.read_text().strip() == "terminate at 2026-11-28T08:22:00Z"
+    finally:
+        fleet.web.delete(SPOT_PATH)
