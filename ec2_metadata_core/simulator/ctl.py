@@ -15,23 +15,15 @@ import ipaddress
 import json
 import os
 import sys
-from typing import Any, Dict, NoReturn, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 from urllib.parse import quote, urlsplit
 
+from .cli import _Parser, _UsageError  # one-line usage errors, as in `simulate`
 from .control import MAINTENANCE_CODES, PREFIX, SPOT_ACTIONS
 
 PROG = "ec2-metadata-core simulate ctl"
 DEFAULT_ENDPOINT = "http://127.0.0.1:1338"
 _ENDPOINT_VAR = "AWS_EC2_METADATA_SERVICE_ENDPOINT"
-
-
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise _UsageError(message)
 
 
 def build_parser() -> argparse.ArgumentParser:
