@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
 import sys
 import urllib.error
 import urllib.request
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator
 
 import pytest
+from test_cli import run as cli  # the CLI as a real process
 
 from ec2_metadata_core import EC2Metadata, parse
 from ec2_metadata_core.simulator import Simulator
@@ -22,19 +22,6 @@ from ec2_metadata_core.simulator.ctl import send
 def sim() -> Iterator[Simulator]:
     with Simulator() as simulator:
         yield simulator
-
-
-def cli(*args: str, endpoint: Optional[str] = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    if endpoint is not None:
-        env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = endpoint
-    return subprocess.run(
-        [sys.executable, "-m", "ec2_metadata_core", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
 
 
 def metadata(sim: Simulator) -> EC2Metadata:

@@ -8,34 +8,21 @@ JSON line. Waits are bounded only to fail a hung test; nothing asserts a time.
 from __future__ import annotations
 
 import json
-import os
 import queue
 import signal
 import subprocess
 import sys
 import threading
 import time
-from typing import IO, Any, Callable, Dict, Iterator, List, Optional
+from typing import IO, Any, Callable, Dict, Iterator, List
 
 import pytest
+from test_cli import run as cli  # the CLI as a real process
 
 from ec2_metadata_core.simulator import Simulator
 
 PATIENCE = 30.0  # seconds before a missing line fails the test (polls are 0.2 s apart)
 INTERVAL = "0.2"
-
-
-def cli(*args: str, sim: Optional[Simulator] = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    if sim is not None:
-        env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = sim.url
-    return subprocess.run(
-        [sys.executable, "-m", "ec2_metadata_core", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
 
 
 class WatchProcess:
@@ -109,7 +96,7 @@ def quiet_sim() -> Iterator[Simulator]:
 
 
 def ctl(sim: Simulator, *args: str) -> str:
-    proc = cli("simulate", "ctl", *args, sim=sim)
+    proc = cli("simulate", "ctl", *args, endpoint=sim.url)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
@@ -152,7 +139,7 @@ def test_each_notice_reaches_the_watcher(quiet_sim: Simulator) -> None:
         event = watch.event()
         assert event["kind"] == "tags/changed"
         assert event["notice"]["changed"] == {"Name": {"old": "web-01", "new": "web-02"}}
-        cli("simulate", "set", "meta-data/tags/instance/Owner", "ops", sim=sim)
+        cli("simulate", "set", "meta-data/tags/instance/Owner", "ops", endpoint=sim.url)
         assert watch.event()["notice"]["added"] == {"Owner": "ops"}
     finally:
         code = watch.stop()
@@ -245,11 +232,13 @@ def test_exit_on_stops_with_status_4_after_printing_the_event(quiet_sim: Simulat
 def test_once_prints_what_is_pending_and_exit_status_says_if_a_spot_notice_is(
     sim: Simulator,
 ) -> None:
-    proc = cli("watch", "--once", "--exit-on", "spot/interruption", sim=sim)
+    proc = cli("watch", "--once", "--exit-on", "spot/interruption", endpoint=sim.url)
     assert proc.returncode == 0, proc.stderr
     assert len(proc.stdout.splitlines()) == 3
     sim.schedule_spot_interruption(120)
-    proc = cli("watch", "--once", "--kinds", "spot", "--exit-on", "spot/interruption", sim=sim)
+    proc = cli(
+        "watch", "--once", "--kinds", "spot", "--exit-on", "spot/interruption", endpoint=sim.url
+    )
     assert proc.returncode == 4, proc.stderr
     (line,) = proc.stdout.splitlines()
     assert json.loads(line)["kind"] == "spot/interruption"
@@ -268,7 +257,7 @@ def test_once_prints_what_is_pending_and_exit_status_says_if_a_spot_notice_is(
 def test_bad_usage_is_one_line_and_exit_2(
     sim: Simulator, args: List[str], code: int, message: str
 ) -> None:
-    proc = cli("watch", "--once", *args, sim=sim)
+    proc = cli("watch", "--once", *args, endpoint=sim.url)
     assert proc.returncode == code
     assert proc.stdout == ""
     (line,) = proc.stderr.splitlines()
