@@ -29,6 +29,7 @@ import contextlib
 import datetime as dt
 import ipaddress
 import json
+import re
 import secrets
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
@@ -56,6 +57,8 @@ _SCHEDULED = "meta-data/events/maintenance/scheduled"
 _HISTORY = "meta-data/events/maintenance/history"
 _LIFECYCLE = "meta-data/autoscaling/target-lifecycle-state"
 _TAGS = "meta-data/tags/instance/"
+# What EC2 allows in a tag key for tags in instance metadata (IMDS.md).
+_TAG_KEY = re.compile(r"[A-Za-z0-9+\-=.,_:@]{1,128}")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 # Read-modify-write of a maintenance list must not interleave; control is rare.
 _EDIT = threading.Lock()
@@ -221,6 +224,11 @@ class NoticeControls:
 
     def set_tag(self, key: str, value: str) -> None:
         """Add or change an instance tag (seen live, as on Nitro instances)."""
+        if not isinstance(key, str) or not _TAG_KEY.fullmatch(key):
+            raise ValueError(
+                f"tag key {key!r} cannot appear in instance metadata "
+                "(letters, digits and + - = . , _ : @ only)"
+            )
         if not isinstance(value, str):
             raise ValueError(f"a tag value is text, not {value!r}")
         self.set(_TAGS + key, value)
