@@ -9,13 +9,13 @@ of salt_grains/README.md must drain the minion.
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, NamedTuple
 
 import pytest
 import yaml
+from readme_support import readme_block
 
 from ec2_metadata_core.simulator import Simulator
 
@@ -35,24 +35,17 @@ class Fleet(NamedTuple):
     drained: Path  # what the README's drain state writes on web-1
 
 
-def readme_block(after: str) -> str:
-    """The first code block of salt_grains/README.md after the line ``after``."""
-    text = README.read_text(encoding="utf-8")
-    start = text.index(after + "\n")
-    match = re.compile(r"```\w*\n(.*?)```", re.S).search(text, start)
-    assert match is not None, after
-    return match.group(1)
-
-
 def reactor_example(root: Path, drained: Path) -> List[Dict[str, List[str]]]:
     """The README's reactor config, reactor file and drain state, under ``root``."""
     (root / "reactor").mkdir()
     (root / "salt").mkdir()
     reactor_file = root / "reactor" / "spot-drain.sls"
-    reactor_file.write_text(readme_block("`/srv/reactor/spot-drain.sls`:"))
-    drain = readme_block("`/srv/salt/drain.sls` (your own drain steps: take the node out")
+    reactor_file.write_text(readme_block(README, "`/srv/reactor/spot-drain.sls`:"))
+    drain = readme_block(README, "`/srv/salt/drain.sls` (your own drain steps: take the node out")
     (root / "salt" / "drain.sls").write_text(drain.replace("/run/ec2-spot-drain", str(drained)))
-    reactor = yaml.safe_load(readme_block("On the master, map the spot tag to a reactor file:"))
+    reactor = yaml.safe_load(
+        readme_block(README, "On the master, map the spot tag to a reactor file:")
+    )
     text = yaml.safe_dump(reactor["reactor"])
     text = text.replace("/srv/reactor/spot-drain.sls", str(reactor_file))
     config: List[Dict[str, List[str]]] = yaml.safe_load(text)
