@@ -12,14 +12,18 @@ Each notice fires once, tagged ``salt/beacon/<minion id>/ec2_metadata/<kind>``
 (e.g. ``.../spot/interruption``). Connection settings come from the minion's
 ``ec2_metadata:`` section, as for the ``ec2`` grain. The loader may load this
 file afresh, so the watchers live in the normally imported
-``salt_grains.beacon``.
+``saltext.imds_ec2.beacon``. The loader imports this file by path under a
+name of its own, so the import is absolute; mypy follows it relatively.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Tuple
 
-from salt_grains import beacon as _beacon
+if TYPE_CHECKING:
+    from .. import beacon as _beacon
+else:
+    from saltext.imds_ec2 import beacon as _beacon
 
 __opts__: Mapping[str, Any]  # injected by the Salt loader
 __virtualname__ = "ec2_metadata"

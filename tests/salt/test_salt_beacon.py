@@ -16,7 +16,7 @@ import salt.beacons
 import salt.config
 
 from ec2_metadata_core.simulator import Fault, Simulator
-from salt_grains import beacon as beacon_impl
+from saltext.imds_ec2 import beacon as beacon_impl
 
 MINION_ID = "web-1"
 PREFIX = "salt/beacon/{}/ec2_metadata/".format(MINION_ID)
