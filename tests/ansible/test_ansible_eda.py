@@ -12,7 +12,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List
+from typing import Callable, Dict, Iterator, List, Tuple
 
 import pytest
 from imds_ansible_env import REPO, VENV_BIN, MissingTool, java_home
@@ -25,6 +25,34 @@ pytestmark = pytest.mark.slow
 README = REPO / "ansible_collection" / "README.md"
 SPOT_PATH = "meta-data/spot/instance-action"
 DRAIN_TASK = "TASK [Leave the load balancer]"
+# A rulebook that records every event it gets, one line per playbook run
+# (the event's uuid is unique, so a duplicate would be a second line).
+RECORDER = """\
+- name: Record every notice
+  hosts: localhost
+  sources:
+    - imds.ec2.ec2_metadata_events:
+        interval: 0.2
+  rules:
+    - name: Any notice
+      condition: event.kind is defined
+      action:
+        run_playbook:
+          name: record.yml
+          extra_vars:
+            line: "{{ event.meta.uuid }} {{ event.kind }} {{ event.instance_id }}"
+"""
+RECORD = """\
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - ansible.builtin.lineinfile:
+        path: "{recorded}"
+        line: "{{ line }}"
+        create: true
+"""
+# What the simulator's default instance has pending when the rulebook starts.
+PENDING = ["autoscaling/lifecycle", "maintenance/scheduled", "rebalance/recommendation"]
 
 
 @pytest.fixture
@@ -136,3 +164,43 @@ def test_a_bad_argument_stops_the_rulebook_naming_it(
     assert running.process.wait(180) != 0
     output = running.output()
     assert "unknown event kind 'sunspots'" in output, output
+
+
+def test_each_kind_of_notice_reaches_the_rulebook_once(
+    rulebook: Callable[..., Rulebook], project: Path, imds_simulator: Simulator
+) -> None:
+    (project / "rulebook.yml").write_text(RECORDER)
+    recorded = project / "recorded"
+    # ansible-rulebook runs a copy of the playbook elsewhere: an absolute path.
+    (project / "record.yml").write_text(RECORD.replace("{recorded}", str(recorded)))
+
+    def kinds() -> List[str]:
+        if not recorded.exists():
+            return []
+        lines = recorded.read_text().splitlines()
+        assert all(line.endswith(" i-0123456789abcdef0") for line in lines), lines
+        return sorted(line.split()[1] for line in lines)
+
+    running = rulebook()
+    wait_for("pending notices", lambda: kinds() == PENDING, running)
+    scheduled: Dict[str, str] = {}
+    steps: List[Tuple[Callable[[], object], str]] = [
+        (lambda: imds_simulator.schedule_spot_interruption(120), "spot/interruption"),
+        (imds_simulator.recommend_rebalance, "rebalance/recommendation"),
+        (
+            lambda: scheduled.update(imds_simulator.schedule_maintenance("instance-stop", 3600)),
+            "maintenance/scheduled",
+        ),
+        (lambda: imds_simulator.cancel_maintenance(scheduled["EventId"]), "maintenance/cancelled"),
+        (lambda: imds_simulator.set_lifecycle_state("Terminated"), "autoscaling/lifecycle"),
+        (lambda: imds_simulator.set_tag("Role", "db"), "tags/changed"),
+    ]
+    expected = list(PENDING)
+    for act, kind in steps:
+        act()
+        expected = sorted([*expected, kind])
+        wait_for(kind, lambda expected=expected: kinds() == expected, running)
+    polled = spot_reads(imds_simulator)
+    wait_for("20 more polls", lambda: spot_reads(imds_simulator) >= polled + 20, running)
+    assert kinds() == expected
+    running.stop()
