@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, NamedTuple
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Tuple
 
 import pytest
 import yaml
@@ -214,3 +214,50 @@ def test_the_beacon_puts_a_spot_notice_on_the_masters_bus_once(
         assert fleet.drained.read_text().strip() == "terminate at 2026-11-28T08:22:00Z"
     finally:
         fleet.web.delete(SPOT_PATH)
+
+
+def test_each_kind_of_notice_reaches_the_masters_bus(fleet: Fleet, event_listener: Any) -> None:
+    web = fleet.web
+    scheduled: Dict[str, str] = {}
+    steps: List[Tuple[Callable[[], object], str, Callable[[Dict[str, Any]], bool]]] = [
+        (
+            web.recommend_rebalance,
+            "rebalance/recommendation",
+            lambda data: data["time"] != "2026-11-26T09:12:31Z",  # not the pending one
+        ),
+        (
+            lambda: scheduled.update(web.schedule_maintenance("instance-stop", 3600)),
+            "maintenance/scheduled",
+            lambda data: data["notice"]["EventId"] == scheduled["EventId"],
+        ),
+        (
+            lambda: web.complete_maintenance(scheduled["EventId"]),
+            "maintenance/completed",
+            lambda data: data["notice"]["EventId"] == scheduled["EventId"],
+        ),
+        (
+            lambda: web.set_lifecycle_state("Terminated"),
+            "autoscaling/lifecycle",
+            lambda data: data["notice"] == {"previous": "InService", "current": "Terminated"},
+        ),
+        (
+            lambda: web.set_tag("Team", "payments"),
+            "tags/changed",
+            lambda data: data["notice"]["added"] == {"Team": "payments"},
+        ),
+    ]
+    try:
+        for act, kind, expected in steps:
+            since = time.time()
+            act()
+            tag = "salt/beacon/web-1/ec2_metadata/" + kind
+            matched = event_listener.wait_for_events(
+                [(fleet.master.id, tag)], after_time=since, timeout=90
+            )
+            assert matched.found_all_events, "no {} on the master's bus".format(tag)
+            (event,) = matched.matches
+            assert event.data["kind"] == kind
+            assert expected(event.data), event.data
+    finally:
+        web.set_lifecycle_state("InService")
+        web.delete_tag("Team")
