@@ -26,6 +26,7 @@ import contenders
 import layout
 import measure
 import report
+import watch_cost
 
 T = TypeVar("T")
 
@@ -389,6 +390,7 @@ def run(plan: Plan, budget: Budget, setup: Dict[str, Any]) -> Dict[str, Any]:
         results["ansible"] = measure_ansible(sim, plan, budget, url, ours_ready)
         progress("salt end to end at {} ms".format(E2E_LATENCY_MS))
         results["salt"] = measure_salt(sim, plan, budget, url)
+        results["watch"] = watch_cost.measure_watch(sim, url)  # events watcher: issue 12
     finally:
         sim.close()
     results["load_after"] = os.getloadavg()
@@ -424,6 +426,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     results = run(QUICK if args.quick else FULL, Budget(args.budget), setup)
     results["quick"] = args.quick
     print(report.render(results))
+    print(watch_cost.render(results.get("watch")))
     if not args.no_save and not args.quick:
         print("results: {} (and benchmarks/results/latest.json)".format(save(results)))
     return 1 if report.errors(results) else 0

@@ -15,6 +15,10 @@ source build on it; names and shapes are stable)::
 
 * ``metadata``: an ``EC2Metadata`` (its client, token and settings are used);
   default: a new one from the AWS SDK settings and environment.
+* ``tags_interval`` (keyword, added after the first version; default 60 s):
+  how often the values of known tags are read again. The tags listing is read
+  every poll, so an added or removed tag is reported at the next poll; a
+  changed value within ``tags_interval`` (0: every poll).
 * ``kinds``: which kinds to watch (see ``select_kinds``: a kind, its group
   before the slash such as ``maintenance``, or a comma-separated string of
   them); default all. Only the paths those kinds need are read.
@@ -109,6 +113,10 @@ KINDS: Tuple[str, ...] = (
 _MAINTENANCE = frozenset((MAINTENANCE_SCHEDULED, MAINTENANCE_CANCELLED, MAINTENANCE_COMPLETED))
 
 DEFAULT_INTERVAL = 5.0  # seconds; what AWS asks of spot instances
+# Re-reading every tag value costs a request per tag; a changed value is not
+# urgent the way a spot notice is (the listing, read every poll, shows an added
+# or removed key at once).
+DEFAULT_TAGS_INTERVAL = 60.0
 MIN_INTERVAL = 0.01
 MAX_INTERVAL = 86400.0
 
@@ -191,6 +199,7 @@ class Watcher:
         *,
         interval: float = DEFAULT_INTERVAL,
         kinds: Union[str, Iterable[str], None] = None,
+        tags_interval: float = DEFAULT_TAGS_INTERVAL,
     ) -> None:
         from . import config
 
@@ -199,6 +208,11 @@ class Watcher:
             "interval", interval, float, MIN_INTERVAL, MAX_INTERVAL
         )
         self.kinds = select_kinds(kinds)
+        self.tags_interval: float = config.parse_number(
+            "tags_interval", tags_interval, float, 0.0, MAX_INTERVAL
+        )
+        self._tag_values_due = 0.0  # monotonic time of the next re-read of known tag values
+        self._tag_values_read = False  # whether this poll re-reads them
         self.polls = 0  # polls attempted
         self.failed_polls = 0  # of which failed (in whole or in part)
         self._outage = False
@@ -233,8 +247,11 @@ class Watcher:
             wanted.append(LIFECYCLE_PATH)
         if TAGS in kinds:
             wanted.append(TAGS_PATH)
-            # Values of known keys go out with the listing: one round trip deep.
-            wanted.extend(InstanceTags.path(key) for key in self._tags or ())
+            # Values of known keys go out with the listing (one round trip deep),
+            # every tags_interval; a new key's value follows the listing at once.
+            self._tag_values_read = time.monotonic() >= self._tag_values_due
+            if self._tag_values_read:
+                wanted.extend(InstanceTags.path(key) for key in self._tags or ())
         return wanted
 
     def _follow(self, path: str, body: Optional[bytes]) -> List[str]:
@@ -454,14 +471,18 @@ class Watcher:
         listing = _body(outcomes, TAGS_PATH)
         if listing is None:
             return []  # tags in metadata are off (now): nothing to compare
+        known = self._tags or {}
         current: Dict[str, str] = {}
         for name in parse.lines(TAGS_PATH, listing):
             path = InstanceTags.path(name)
-            if path not in outcomes:  # listed after the values went out: next poll
-                raise MalformedResponseError(path, "tag value (not read)")
+            if path not in outcomes:  # a known key whose value is not due: as it was
+                current[name] = known[name]
+                continue
             value = _body(outcomes, path)
             if value is not None:  # None: deleted between listing and read
                 current[name] = parse.decode(path, value)
+        if self._tag_values_read:
+            self._tag_values_due = time.monotonic() + self.tags_interval
         before, self._tags = self._tags, current
         if before is None or before == current:
             return []

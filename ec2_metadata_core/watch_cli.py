@@ -19,7 +19,7 @@ import sys
 from types import FrameType
 from typing import Any, Optional
 
-from .events import DEFAULT_INTERVAL, Event, Watcher, select_kinds
+from .events import DEFAULT_INTERVAL, DEFAULT_TAGS_INTERVAL, Event, Watcher, select_kinds
 from .model import EC2Metadata
 
 EXIT_NOTICE = 4
@@ -61,6 +61,14 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         "--kinds",
         metavar="K1,K2",
         help="only these kinds or groups (e.g. spot,maintenance); default all",
+    )
+    watch.add_argument(
+        "--tags-interval",
+        type=float,
+        default=DEFAULT_TAGS_INTERVAL,
+        metavar="S",
+        help="seconds between re-reads of tag values (default {:g}; 0: every poll); "
+        "added and removed tags show at the next poll".format(DEFAULT_TAGS_INTERVAL),
     )
     watch.add_argument("--once", action="store_true", help="print what is pending now and exit")
     watch.add_argument(
@@ -112,7 +120,9 @@ def _log_to_stderr(verbose: bool, once: bool) -> None:
 def run(metadata: EC2Metadata, args: argparse.Namespace) -> int:
     """The ``watch`` command; IMDS and settings errors propagate to the CLI's handler."""
     exit_on = select_kinds(args.exit_on) if args.exit_on else frozenset()
-    watcher = Watcher(metadata, interval=args.interval, kinds=args.kinds)
+    watcher = Watcher(
+        metadata, interval=args.interval, kinds=args.kinds, tags_interval=args.tags_interval
+    )
     _log_to_stderr(args.verbose, args.once)
     previous = signal.signal(signal.SIGTERM, _on_term)
     try:

@@ -103,7 +103,7 @@ def ctl(sim: Simulator, *args: str) -> str:
 
 def test_each_notice_reaches_the_watcher(quiet_sim: Simulator) -> None:
     sim = quiet_sim
-    watch = WatchProcess(sim, "--interval", INTERVAL)
+    watch = WatchProcess(sim, "--interval", INTERVAL, "--tags-interval", "0")
     try:
         spot = json.loads(ctl(sim, "spot-interruption", "--in", "30", "--action", "stop"))
         event = watch.event()
@@ -187,7 +187,7 @@ def test_an_expiring_token_and_a_three_poll_outage_lose_nothing(quiet_sim: Simul
     sim = quiet_sim
     sim.token_ttl_cap = 1  # every token dies within a second: several renewals per watch
     sim.set_lifecycle_state("InService")
-    watch = WatchProcess(sim, "--interval", INTERVAL, "--attempts", "2")
+    watch = WatchProcess(sim, "--interval", INTERVAL, "--attempts", "2", "--tags-interval", "0")
     try:
         assert watch.event()["kind"] == "autoscaling/lifecycle"  # the first poll is done
         sim.set_tag("Name", "before")
