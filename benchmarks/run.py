@@ -353,8 +353,9 @@ def save(results: Dict[str, Any]) -> str:
     latest = layout.RESULTS / "latest.json"  # a link, not a second copy of the run
     latest.unlink(missing_ok=True)
     latest.symlink_to(path.name)
+    table = report.render(results) + "\n\n" + watch_cost.render(results.get("watch"))
     summary = "# Last full `make bench` run ({})\n\n```\n{}\n```\n".format(
-        results["started"], report.render(results)
+        results["started"], table
     )
     layout.SUMMARY.write_text(summary, encoding="utf-8")
     return str(path.relative_to(layout.ROOT))
