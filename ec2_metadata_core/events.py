@@ -9,30 +9,32 @@ Contract (the ``watch`` CLI, the Salt beacon and the Event-Driven Ansible
 source build on it; names and shapes are stable)::
 
     from ec2_metadata_core.events import Watcher, Event, KINDS
-    w = Watcher(metadata=None, *, interval=5.0, kinds=None)
+    w = Watcher(metadata=None, *, interval=5.0, kinds=None, tags_interval=60.0)
     w.poll() -> List[Event]      # one poll now: what is new since the last poll
     w.watch(stop=None) -> Iterator[Event]   # poll every `interval` s until stop.set()
 
 * ``metadata``: an ``EC2Metadata`` (its client, token and settings are used);
   default: a new one from the AWS SDK settings and environment.
-* ``tags_interval`` (keyword, added after the first version; default 60 s):
-  how often the values of known tags are read again. The tags listing is read
-  every poll, so an added or removed tag is reported at the next poll; a
-  changed value within ``tags_interval`` (0: every poll).
 * ``kinds``: which kinds to watch (see ``select_kinds``: a kind, its group
   before the slash such as ``maintenance``, or a comma-separated string of
   them); default all. Only the paths those kinds need are read.
+* ``tags_interval`` (added after the first version of this API): seconds
+  between re-reads of the values of known tags (0: every poll). The tag
+  listing is read every poll, so an added or removed tag is reported at the
+  next poll, a changed value within ``tags_interval``.
+* Bad ``interval``, ``tags_interval`` or ``kinds``: ``ConfigError``, one line.
 * The first poll reports what is pending now: a spot interruption, a rebalance
   recommendation, each scheduled maintenance event, the Auto Scaling target
   lifecycle state. Tags and the maintenance history are taken as they are
   (a baseline); later polls report their changes.
-* ``poll()`` raises an ``IMDSError`` when IMDS could not be read; it logs one
-  WARNING for the first failed poll of an outage (none for the next ones)
-  (its record has ``imds_outage=True``) and one INFO line when IMDS answers
-  again. Nothing that happened meanwhile
-  is lost: the next good poll reports it. Events of the kinds that could be
-  read in a poll that partly failed are kept and come first in the next
-  result (``watch`` yields them at once).
+* ``poll()`` raises an ``IMDSError`` when IMDS could not be read. It logs one
+  WARNING for the first failed poll of an outage and none for the next ones
+  (the record has ``imds_outage=True``), one INFO line when IMDS answers again.
+  Nothing that happened meanwhile is lost: the next good poll reports it.
+  Events of the kinds that could be read in a poll that partly failed are
+  kept and come first in the next result (``watch`` yields them at once;
+  ``take_held()`` hands them out after the error).
+  ``w.polls`` and ``w.failed_polls`` count polls.
 * ``watch()`` never raises for an outage (logged gaps); it raises only what a
   retry cannot mend (``MetadataDisabledError``, ``ConfigError``). Polls keep
   to a fixed rhythm; it returns within one poll of ``stop.set()``.
@@ -218,7 +220,6 @@ class Watcher:
         self._outage = False
         self._held: List[Event] = []
         self._identity: Optional[Dict[str, Optional[str]]] = None
-        self._first = True
         # What was reported, per kind: contents already reported never come back.
         self._seen: Dict[str, Set[str]] = {}  # kind -> contents reported (spot, rebalance)
         self._scheduled: Dict[str, str] = {}  # event key -> content reported
@@ -299,7 +300,6 @@ class Watcher:
                 events.extend(step(outcomes))
             except IMDSError as exc:  # this kind keeps its state; the next poll retries it
                 failure = failure or exc
-        self._first = False
         if failure is not None:
             self._held.extend(events)
             self._failed(failure)
@@ -307,8 +307,7 @@ class Watcher:
         if self._outage:
             self._outage = False
             _log().info("IMDS answers again; events of the gap follow")
-        held, self._held = self._held, []
-        return held + events
+        return self.take_held() + events
 
     def watch(self, stop: Optional[threading.Event] = None) -> Iterator[Event]:
         """Poll every ``interval`` seconds until ``stop`` is set, yielding events as they come."""
@@ -321,7 +320,7 @@ class Watcher:
             except (MetadataDisabledError, ConfigError):
                 raise
             except IMDSError:
-                events, self._held = self._held, []  # logged by poll()
+                events = self.take_held()  # the failure was logged by poll()
             yield from events
             due += self.interval
             now = time.monotonic()
@@ -329,6 +328,11 @@ class Watcher:
                 due = now
             if stop.wait(due - now):
                 return
+
+    def take_held(self) -> List[Event]:
+        """The events a partly failed poll could read, now rather than at the next poll."""
+        held, self._held = self._held, []
+        return held
 
     def _failed(self, exc: IMDSError) -> None:
         self.failed_polls += 1

@@ -17,8 +17,9 @@ import os
 import signal
 import sys
 from types import FrameType
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
+from .errors import IMDSError
 from .events import DEFAULT_INTERVAL, DEFAULT_TAGS_INTERVAL, Event, Watcher, select_kinds
 from .model import EC2Metadata
 
@@ -104,7 +105,8 @@ def _write(event: Event) -> None:
         raise _OutputError("cannot write output: {}".format(exc)) from None
 
 
-def _log_to_stderr(verbose: bool, once: bool) -> None:
+def _log_to_stderr(verbose: bool, once: bool) -> Callable[[], None]:
+    """Send the watcher's log to stderr as one-line messages; returns the undo."""
     import logging
 
     handler = logging.StreamHandler(sys.stderr)
@@ -112,9 +114,17 @@ def _log_to_stderr(verbose: bool, once: bool) -> None:
     if once:  # the error line says it; "still watching" would be wrong
         handler.addFilter(lambda record: not getattr(record, "imds_outage", False))
     logger = logging.getLogger("ec2_metadata_core.events")
+    saved = logger.level, logger.propagate
     logger.addHandler(handler)
     logger.setLevel(logging.INFO if verbose else logging.WARNING)
     logger.propagate = False
+
+    def undo() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+
+    return undo
 
 
 def run(metadata: EC2Metadata, args: argparse.Namespace) -> int:
@@ -123,11 +133,19 @@ def run(metadata: EC2Metadata, args: argparse.Namespace) -> int:
     watcher = Watcher(
         metadata, interval=args.interval, kinds=args.kinds, tags_interval=args.tags_interval
     )
-    _log_to_stderr(args.verbose, args.once)
-    previous = signal.signal(signal.SIGTERM, _on_term)
+    undo_logging = _log_to_stderr(args.verbose, args.once)
+    try:
+        previous: Any = signal.signal(signal.SIGTERM, _on_term)
+    except ValueError:  # not the main thread (an in-process caller): no SIGTERM handling
+        previous = None
     try:
         if args.once:
-            events = watcher.poll()
+            try:
+                events = watcher.poll()
+            except IMDSError:
+                for event in watcher.take_held():  # what could be read, then the error
+                    _write(event)
+                raise
             for event in events:
                 _write(event)
             return EXIT_NOTICE if any(e["kind"] in exit_on for e in events) else 0
@@ -146,4 +164,6 @@ def run(metadata: EC2Metadata, args: argparse.Namespace) -> int:
         print("{}: error: {}".format(PROG, exc), file=sys.stderr)
         return 1
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        undo_logging()

@@ -284,3 +284,14 @@ def test_output_that_cannot_be_written_is_one_line_and_exit_1(sim: Simulator) ->
     assert proc.returncode == 1
     (line,) = proc.stderr.splitlines()
     assert "cannot write output" in line
+
+
+def test_once_prints_what_it_could_read_before_the_error(sim: Simulator) -> None:
+    sim.add_fault(path="/latest/meta-data/tags/instance/", status=500)
+    sim.schedule_spot_interruption(120)
+    proc = cli("watch", "--once", "--kinds", "spot,tags", "--attempts", "1", endpoint=sim.url)
+    assert proc.returncode == 1
+    (line,) = proc.stdout.splitlines()
+    assert json.loads(line)["kind"] == "spot/interruption"
+    (error,) = proc.stderr.splitlines()
+    assert "500" in error
