@@ -221,3 +221,17 @@ def test_simulate_can_post_a_spot_interruption_at_start(tmp_path: Any) -> None:
     finally:
         proc.terminate()
         assert proc.wait(30) == 0
+
+
+def test_the_pytest_fixture_rehearses_notices_for_code_under_test(
+    imds_simulator: Simulator,
+) -> None:
+    from ec2_metadata_core.events import Watcher
+
+    watcher = Watcher(kinds="spot")  # the AWS settings, which the fixture points at it
+    assert watcher.poll() == []
+    imds_simulator.schedule_spot_interruption(in_seconds=120)
+    (event,) = watcher.poll()
+    assert event["kind"] == "spot/interruption"
+    imds_simulator.cancel_spot_interruption()
+    assert watcher.poll() == []
