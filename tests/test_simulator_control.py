@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
+import shlex
 import subprocess
 import sys
 import urllib.error
@@ -235,3 +237,18 @@ def test_the_pytest_fixture_rehearses_notices_for_code_under_test(
     assert event["kind"] == "spot/interruption"
     imds_simulator.cancel_spot_interruption()
     assert watcher.poll() == []
+
+
+def test_every_control_line_of_the_readme_runs(sim: Simulator) -> None:
+    from test_readme_examples import CLI, shell_lines
+
+    controls = [
+        shlex.split(re.sub(r"\s+#.*$", "", line)[len(CLI) :])
+        for line in shell_lines()
+        if re.match(CLI + r" simulate (ctl|set|delete) ", line)
+    ]
+    assert len(controls) >= 10
+    for words in controls:  # in README order: a maintenance event is scheduled before its end
+        proc = cli(*words, endpoint=sim.url)
+        assert proc.returncode == 0, (words, proc.stderr)
+        assert proc.stderr == ""

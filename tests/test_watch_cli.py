@@ -283,7 +283,7 @@ def test_output_that_cannot_be_written_is_one_line_and_exit_1(sim: Simulator) ->
         )
     assert proc.returncode == 1
     (line,) = proc.stderr.splitlines()
-    assert "cannot write output" in line
+    assert "cannot write the output" in line
 
 
 def test_once_prints_what_it_could_read_before_the_error(sim: Simulator) -> None:
