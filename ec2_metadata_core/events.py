@@ -9,7 +9,7 @@ Contract (the ``watch`` CLI, the Salt beacon and the Event-Driven Ansible
 source build on it; names and shapes are stable)::
 
     from ec2_metadata_core.events import Watcher, Event, KINDS
-    w = Watcher(metadata=None, *, interval=5.0, kinds=None)
+    w = Watcher(metadata=None, *, interval=5.0, kinds=None, tags_interval=60.0)
     w.poll() -> List[Event]      # one poll now: what is new since the last poll
     w.watch(stop=None) -> Iterator[Event]   # poll every `interval` s until stop.set()
 
@@ -18,17 +18,23 @@ source build on it; names and shapes are stable)::
 * ``kinds``: which kinds to watch (see ``select_kinds``: a kind, its group
   before the slash such as ``maintenance``, or a comma-separated string of
   them); default all. Only the paths those kinds need are read.
+* ``tags_interval`` (added after the first version of this API): seconds
+  between re-reads of the values of known tags (0: every poll). The tag
+  listing is read every poll, so an added or removed tag is reported at the
+  next poll, a changed value within ``tags_interval``.
+* Bad ``interval``, ``tags_interval`` or ``kinds``: ``ConfigError``, one line.
 * The first poll reports what is pending now: a spot interruption, a rebalance
   recommendation, each scheduled maintenance event, the Auto Scaling target
   lifecycle state. Tags and the maintenance history are taken as they are
   (a baseline); later polls report their changes.
-* ``poll()`` raises an ``IMDSError`` when IMDS could not be read; it logs one
-  WARNING for the first failed poll of an outage (none for the next ones)
-  (its record has ``imds_outage=True``) and one INFO line when IMDS answers
-  again. Nothing that happened meanwhile
-  is lost: the next good poll reports it. Events of the kinds that could be
-  read in a poll that partly failed are kept and come first in the next
-  result (``watch`` yields them at once).
+* ``poll()`` raises an ``IMDSError`` when IMDS could not be read. It logs one
+  WARNING for the first failed poll of an outage and none for the next ones
+  (the record has ``imds_outage=True``), one INFO line when IMDS answers again.
+  Nothing that happened meanwhile is lost: the next good poll reports it.
+  Events of the kinds that could be read in a poll that partly failed are
+  kept and come first in the next result (``watch`` yields them at once;
+  ``take_held()`` hands them out after the error).
+  ``w.polls`` and ``w.failed_polls`` count polls.
 * ``watch()`` never raises for an outage (logged gaps); it raises only what a
   retry cannot mend (``MetadataDisabledError``, ``ConfigError``). Polls keep
   to a fixed rhythm; it returns within one poll of ``stop.set()``.
@@ -109,6 +115,10 @@ KINDS: Tuple[str, ...] = (
 _MAINTENANCE = frozenset((MAINTENANCE_SCHEDULED, MAINTENANCE_CANCELLED, MAINTENANCE_COMPLETED))
 
 DEFAULT_INTERVAL = 5.0  # seconds; what AWS asks of spot instances
+# Re-reading every tag value costs a request per tag; a changed value is not
+# urgent the way a spot notice is (the listing, read every poll, shows an added
+# or removed key at once).
+DEFAULT_TAGS_INTERVAL = 60.0
 MIN_INTERVAL = 0.01
 MAX_INTERVAL = 86400.0
 
@@ -191,6 +201,7 @@ class Watcher:
         *,
         interval: float = DEFAULT_INTERVAL,
         kinds: Union[str, Iterable[str], None] = None,
+        tags_interval: float = DEFAULT_TAGS_INTERVAL,
     ) -> None:
         from . import config
 
@@ -199,12 +210,16 @@ class Watcher:
             "interval", interval, float, MIN_INTERVAL, MAX_INTERVAL
         )
         self.kinds = select_kinds(kinds)
+        self.tags_interval: float = config.parse_number(
+            "tags_interval", tags_interval, float, 0.0, MAX_INTERVAL
+        )
+        self._tag_values_due = 0.0  # monotonic time of the next re-read of known tag values
+        self._tag_values_read = False  # whether this poll re-reads them
         self.polls = 0  # polls attempted
         self.failed_polls = 0  # of which failed (in whole or in part)
         self._outage = False
         self._held: List[Event] = []
         self._identity: Optional[Dict[str, Optional[str]]] = None
-        self._first = True
         # What was reported, per kind: contents already reported never come back.
         self._seen: Dict[str, Set[str]] = {}  # kind -> contents reported (spot, rebalance)
         self._scheduled: Dict[str, str] = {}  # event key -> content reported
@@ -233,8 +248,11 @@ class Watcher:
             wanted.append(LIFECYCLE_PATH)
         if TAGS in kinds:
             wanted.append(TAGS_PATH)
-            # Values of known keys go out with the listing: one round trip deep.
-            wanted.extend(InstanceTags.path(key) for key in self._tags or ())
+            # Values of known keys go out with the listing (one round trip deep),
+            # every tags_interval; a new key's value follows the listing at once.
+            self._tag_values_read = time.monotonic() >= self._tag_values_due
+            if self._tag_values_read:
+                wanted.extend(InstanceTags.path(key) for key in self._tags or ())
         return wanted
 
     def _follow(self, path: str, body: Optional[bytes]) -> List[str]:
@@ -282,7 +300,6 @@ class Watcher:
                 events.extend(step(outcomes))
             except IMDSError as exc:  # this kind keeps its state; the next poll retries it
                 failure = failure or exc
-        self._first = False
         if failure is not None:
             self._held.extend(events)
             self._failed(failure)
@@ -290,8 +307,7 @@ class Watcher:
         if self._outage:
             self._outage = False
             _log().info("IMDS answers again; events of the gap follow")
-        held, self._held = self._held, []
-        return held + events
+        return self.take_held() + events
 
     def watch(self, stop: Optional[threading.Event] = None) -> Iterator[Event]:
         """Poll every ``interval`` seconds until ``stop`` is set, yielding events as they come."""
@@ -304,7 +320,7 @@ class Watcher:
             except (MetadataDisabledError, ConfigError):
                 raise
             except IMDSError:
-                events, self._held = self._held, []  # logged by poll()
+                events = self.take_held()  # the failure was logged by poll()
             yield from events
             due += self.interval
             now = time.monotonic()
@@ -312,6 +328,11 @@ class Watcher:
                 due = now
             if stop.wait(due - now):
                 return
+
+    def take_held(self) -> List[Event]:
+        """The events a partly failed poll could read, now rather than at the next poll."""
+        held, self._held = self._held, []
+        return held
 
     def _failed(self, exc: IMDSError) -> None:
         self.failed_polls += 1
@@ -455,14 +476,18 @@ class Watcher:
         listing = _body(outcomes, TAGS_PATH)
         if listing is None:
             return []  # tags in metadata are off (now): nothing to compare
+        known = self._tags or {}
         current: Dict[str, str] = {}
         for name in parse.lines(TAGS_PATH, listing):
             path = InstanceTags.path(name)
-            if path not in outcomes:  # listed after the values went out: next poll
-                raise MalformedResponseError(path, "tag value (not read)")
+            if path not in outcomes:  # a known key whose value is not due: as it was
+                current[name] = known[name]
+                continue
             value = _body(outcomes, path)
             if value is not None:  # None: deleted between listing and read
                 current[name] = parse.decode(path, value)
+        if self._tag_values_read:
+            self._tag_values_due = time.monotonic() + self.tags_interval
         before, self._tags = self._tags, current
         if before is None or before == current:
             return []

@@ -13,42 +13,33 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 from types import FrameType
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
-from .events import DEFAULT_INTERVAL, Event, Watcher, select_kinds
+from .errors import IMDSError
+from .events import DEFAULT_INTERVAL, DEFAULT_TAGS_INTERVAL, Event, Watcher, select_kinds
 from .model import EC2Metadata
 
 EXIT_NOTICE = 4
 PROG = "ec2-metadata-core watch"
 
-_DESCRIPTION = """\
-Print IMDS notices as they arrive, one JSON object a line: spot interruption,
-rebalance recommendation, maintenance scheduled/cancelled/completed, Auto
-Scaling lifecycle state, tag changes. The first poll prints what is pending now.
-"""
-_EPILOG = """\
-exit status: 0 stopped (Ctrl-C, SIGTERM; --once: nothing --exit-on names),
-1 --once could not read IMDS or output failed, 2 bad usage or settings,
-4 an event of a kind --exit-on names was printed.
-example: ec2-metadata-core watch --exit-on spot/interruption >/dev/null; [ $? = 4 ] && drain
-"""
+HELP = "print IMDS notices (spot interruption, maintenance, ...) as JSON lines"
+DESCRIPTION = (
+    "Print IMDS notices as they arrive, one JSON object a line: spot interruption, "
+    "rebalance recommendation, maintenance scheduled/cancelled/completed, Auto Scaling "
+    "lifecycle state, tag changes. The first poll prints what is pending now. "
+    "Exit status: 0 stopped (Ctrl-C, SIGTERM; --once: nothing --exit-on names), "
+    "1 --once could not read IMDS or the output could not be written, 2 bad usage or "
+    "settings, 4 an event of a kind --exit-on names was printed. In a script: "
+    "watch --exit-on spot/interruption >/dev/null; [ $? = 4 ] && drain"
+)
 
 
-def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
-    """Register ``watch`` on the CLI's subcommands (``common``: the connection options)."""
-    watch = commands.add_parser(
-        "watch",
-        parents=[common],
-        help="print IMDS notices (spot interruption, maintenance, ...) as JSON lines",
-        description=_DESCRIPTION,
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    watch.add_argument(
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """The options of ``watch`` (the CLI adds the connection options)."""
+    parser.add_argument(
         "--interval",
         type=float,
         default=DEFAULT_INTERVAL,
@@ -57,18 +48,26 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
             DEFAULT_INTERVAL
         ),
     )
-    watch.add_argument(
+    parser.add_argument(
         "--kinds",
         metavar="K1,K2",
         help="only these kinds or groups (e.g. spot,maintenance); default all",
     )
-    watch.add_argument("--once", action="store_true", help="print what is pending now and exit")
-    watch.add_argument(
+    parser.add_argument(
+        "--tags-interval",
+        type=float,
+        default=DEFAULT_TAGS_INTERVAL,
+        metavar="S",
+        help="seconds between re-reads of tag values (default {:g}; 0: every poll); "
+        "added and removed tags show at the next poll".format(DEFAULT_TAGS_INTERVAL),
+    )
+    parser.add_argument("--once", action="store_true", help="print what is pending now and exit")
+    parser.add_argument(
         "--exit-on",
         metavar="K1,K2",
         help="exit 4 once an event of these kinds or groups is printed",
     )
-    watch.add_argument(
+    parser.add_argument(
         "-v", "--verbose", action="store_true", help="also log when IMDS answers again"
     )
 
@@ -81,22 +80,14 @@ def _on_term(signum: int, frame: Optional[FrameType]) -> None:
     raise _Stop()
 
 
-class _OutputError(Exception):
-    pass
-
-
 def _write(event: Event) -> None:
-    line = json.dumps(event, sort_keys=True, ensure_ascii=False) + "\n"
-    try:
-        sys.stdout.buffer.write(line.encode("utf-8"))
-        sys.stdout.buffer.flush()
-    except BrokenPipeError:
-        raise
-    except (OSError, AttributeError, ValueError) as exc:  # /dev/full, closed stdout
-        raise _OutputError("cannot write output: {}".format(exc)) from None
+    from .cli import _emit  # the CLI's one writer: output errors are its to report
+
+    _emit((json.dumps(event, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
-def _log_to_stderr(verbose: bool, once: bool) -> None:
+def _log_to_stderr(verbose: bool, once: bool) -> Callable[[], None]:
+    """Send the watcher's log to stderr as one-line messages; returns the undo."""
     import logging
 
     handler = logging.StreamHandler(sys.stderr)
@@ -104,20 +95,38 @@ def _log_to_stderr(verbose: bool, once: bool) -> None:
     if once:  # the error line says it; "still watching" would be wrong
         handler.addFilter(lambda record: not getattr(record, "imds_outage", False))
     logger = logging.getLogger("ec2_metadata_core.events")
+    saved = logger.level, logger.propagate
     logger.addHandler(handler)
     logger.setLevel(logging.INFO if verbose else logging.WARNING)
     logger.propagate = False
 
+    def undo() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+
+    return undo
+
 
 def run(metadata: EC2Metadata, args: argparse.Namespace) -> int:
-    """The ``watch`` command; IMDS and settings errors propagate to the CLI's handler."""
+    """The ``watch`` command; IMDS, settings and output errors go to the CLI's handler."""
     exit_on = select_kinds(args.exit_on) if args.exit_on else frozenset()
-    watcher = Watcher(metadata, interval=args.interval, kinds=args.kinds)
-    _log_to_stderr(args.verbose, args.once)
-    previous = signal.signal(signal.SIGTERM, _on_term)
+    watcher = Watcher(
+        metadata, interval=args.interval, kinds=args.kinds, tags_interval=args.tags_interval
+    )
+    undo_logging = _log_to_stderr(args.verbose, args.once)
+    try:
+        previous: Any = signal.signal(signal.SIGTERM, _on_term)
+    except ValueError:  # not the main thread (an in-process caller): no SIGTERM handling
+        previous = None
     try:
         if args.once:
-            events = watcher.poll()
+            try:
+                events = watcher.poll()
+            except IMDSError:
+                for event in watcher.take_held():  # what could be read, then the error
+                    _write(event)
+                raise
             for event in events:
                 _write(event)
             return EXIT_NOTICE if any(e["kind"] in exit_on for e in events) else 0
@@ -128,12 +137,7 @@ def run(metadata: EC2Metadata, args: argparse.Namespace) -> int:
         return 0  # pragma: no cover - watch() without a stop never ends
     except (KeyboardInterrupt, _Stop):
         return 0
-    except BrokenPipeError:
-        # The reader left: stop quietly, and keep Python from complaining at exit.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    except _OutputError as exc:
-        print("{}: error: {}".format(PROG, exc), file=sys.stderr)
-        return 1
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        undo_logging()

@@ -34,6 +34,7 @@ def sim() -> Iterator[Simulator]:
 
 def watcher(sim: Simulator, **kwargs: Any) -> Watcher:
     kwargs.setdefault("interval", 0.05)
+    kwargs.setdefault("tags_interval", 0)  # every poll: tests change tag values between polls
     return Watcher(EC2Metadata(endpoint=sim.url, attempts=1), **kwargs)
 
 
@@ -207,6 +208,27 @@ def test_tag_changes_are_diffed(sim: Simulator) -> None:
         "changed": {"Name": {"old": "web-01", "new": "web-02"}},
     }
     assert w.poll() == []
+
+
+def test_tag_values_are_read_again_every_tags_interval_and_new_keys_at_once(
+    sim: Simulator,
+) -> None:
+    w = watcher(sim, kinds="tags", tags_interval=3600)
+    w.poll()
+    sim.reset_stats()
+    sim.set_tag("Name", "not-read-yet")
+    sim.set_tag("Owner", "ops")
+    sim.delete_tag("Role")
+    (event,) = w.poll()
+    assert event["notice"] == {"added": {"Owner": "ops"}, "removed": {"Role": "web"}, "changed": {}}
+    assert sorted(sim.stats.by_path) == [
+        "GET /latest/meta-data/tags/instance/",
+        "GET /latest/meta-data/tags/instance/Owner",
+    ]
+    w.tags_interval = 0
+    w._tag_values_due = 0.0  # as if the hour had passed
+    (event,) = w.poll()
+    assert event["notice"]["changed"] == {"Name": {"old": "web-01", "new": "not-read-yet"}}
 
 
 def test_tags_off_are_read_as_one_listing_and_never_reported() -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
+import shlex
 import subprocess
 import sys
 import urllib.error
@@ -221,3 +223,32 @@ def test_simulate_can_post_a_spot_interruption_at_start(tmp_path: Any) -> None:
     finally:
         proc.terminate()
         assert proc.wait(30) == 0
+
+
+def test_the_pytest_fixture_rehearses_notices_for_code_under_test(
+    imds_simulator: Simulator,
+) -> None:
+    from ec2_metadata_core.events import Watcher
+
+    watcher = Watcher(kinds="spot")  # the AWS settings, which the fixture points at it
+    assert watcher.poll() == []
+    imds_simulator.schedule_spot_interruption(in_seconds=120)
+    (event,) = watcher.poll()
+    assert event["kind"] == "spot/interruption"
+    imds_simulator.cancel_spot_interruption()
+    assert watcher.poll() == []
+
+
+def test_every_control_line_of_the_readme_runs(sim: Simulator) -> None:
+    from test_readme_examples import CLI, shell_lines
+
+    controls = [
+        shlex.split(re.sub(r"\s+#.*$", "", line)[len(CLI) :])
+        for line in shell_lines()
+        if re.match(CLI + r" simulate (ctl|set|delete) ", line)
+    ]
+    assert len(controls) >= 10
+    for words in controls:  # in README order: a maintenance event is scheduled before its end
+        proc = cli(*words, endpoint=sim.url)
+        assert proc.returncode == 0, (words, proc.stderr)
+        assert proc.stderr == ""

@@ -103,7 +103,7 @@ def ctl(sim: Simulator, *args: str) -> str:
 
 def test_each_notice_reaches_the_watcher(quiet_sim: Simulator) -> None:
     sim = quiet_sim
-    watch = WatchProcess(sim, "--interval", INTERVAL)
+    watch = WatchProcess(sim, "--interval", INTERVAL, "--tags-interval", "0")
     try:
         spot = json.loads(ctl(sim, "spot-interruption", "--in", "30", "--action", "stop"))
         event = watch.event()
@@ -187,7 +187,7 @@ def test_an_expiring_token_and_a_three_poll_outage_lose_nothing(quiet_sim: Simul
     sim = quiet_sim
     sim.token_ttl_cap = 1  # every token dies within a second: several renewals per watch
     sim.set_lifecycle_state("InService")
-    watch = WatchProcess(sim, "--interval", INTERVAL, "--attempts", "2")
+    watch = WatchProcess(sim, "--interval", INTERVAL, "--attempts", "2", "--tags-interval", "0")
     try:
         assert watch.event()["kind"] == "autoscaling/lifecycle"  # the first poll is done
         sim.set_tag("Name", "before")
@@ -283,4 +283,15 @@ def test_output_that_cannot_be_written_is_one_line_and_exit_1(sim: Simulator) ->
         )
     assert proc.returncode == 1
     (line,) = proc.stderr.splitlines()
-    assert "cannot write output" in line
+    assert "cannot write the output" in line
+
+
+def test_once_prints_what_it_could_read_before_the_error(sim: Simulator) -> None:
+    sim.add_fault(path="/latest/meta-data/tags/instance/", status=500)
+    sim.schedule_spot_interruption(120)
+    proc = cli("watch", "--once", "--kinds", "spot,tags", "--attempts", "1", endpoint=sim.url)
+    assert proc.returncode == 1
+    (line,) = proc.stdout.splitlines()
+    assert json.loads(line)["kind"] == "spot/interruption"
+    (error,) = proc.stderr.splitlines()
+    assert "500" in error
