@@ -22,7 +22,13 @@ from typing import Any, Dict, FrozenSet, List, Mapping, NamedTuple, Tuple
 
 from ec2_metadata_core import config
 from ec2_metadata_core.errors import ConfigError, IMDSError
-from ec2_metadata_core.events import DEFAULT_INTERVAL, Watcher, select_kinds
+from ec2_metadata_core.events import (
+    DEFAULT_INTERVAL,
+    MAX_INTERVAL,
+    MIN_INTERVAL,
+    Watcher,
+    select_kinds,
+)
 from ec2_metadata_core.model import EC2Metadata
 
 from . import ec2
@@ -77,7 +83,7 @@ def parse(beacon_config: Any) -> BeaconConfig:
         kinds=select_kinds(merged.get("kinds")),
         interval=DEFAULT_INTERVAL
         if interval is None
-        else config.parse_number("interval", interval, float, 0.01, 86400.0),
+        else config.parse_number("interval", interval, float, MIN_INTERVAL, MAX_INTERVAL),
     )
 
 

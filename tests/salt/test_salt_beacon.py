@@ -163,3 +163,16 @@ def test_validate_accepts_salts_own_options(tmp_path: Path) -> None:
     loop = Loop(minion_opts(tmp_path, []))
     config = [{"interval": 5}, {"kinds": "spot,maintenance"}, {"disable_during_state_run": True}]
     assert loop.validate(config) == (True, "valid ec2_metadata beacon configuration")
+
+
+def test_an_expired_token_mid_watch_loses_nothing(
+    tmp_path: Path, imds_simulator: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    loop = Loop(minion_opts(tmp_path, [{"kinds": ["spot"]}], endpoint=imds_simulator.url))
+    assert loop.run() == []
+    imds_simulator.expire_tokens()  # as a token past its TTL: the next read gets 401
+    imds_simulator.set(SPOT_PATH, {"$json": SPOT})
+    with caplog.at_level(logging.WARNING):
+        assert tags(loop.run()) == [PREFIX + "spot/interruption"]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert imds_simulator.stats.token_requests == 2
