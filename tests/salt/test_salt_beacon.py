@@ -91,10 +91,10 @@ def test_a_beacon_refresh_reports_nothing_twice(tmp_path: Path, imds_simulator: 
     opts = minion_opts(tmp_path, [], endpoint=imds_simulator.url)
     assert len(Loop(opts).run()) == len(PENDING)
     # A pillar refresh or beacons.add rebuilds the loader: the watcher lives on.
-    imds_simulator.set("meta-data/tags/instance/Role", "db")
+    imds_simulator.set_tag("Team", "payments")
     (fired,) = Loop(opts).run()
     assert fired["tag"] == PREFIX + "tags/changed"
-    assert fired["data"]["notice"]["changed"] == {"Role": {"old": "web", "new": "db"}}
+    assert fired["data"]["notice"]["added"] == {"Team": "payments"}
 
 
 def test_kinds_limit_what_is_read_and_fired(tmp_path: Path, imds_simulator: Simulator) -> None:
