@@ -247,10 +247,9 @@ def notices(tmp: Path, env: Dict[str, str], url: str) -> None:
         print(textwrap.indent(shown[shown.find("salt/beacon/") : shown.rfind("}") + 1], "    "))
         wait_for("rulebook run", ruled)
         output = (eda / "rulebook.out").read_text()
+        played = output[output.find("TASK [Leave") : output.find("PLAY RECAP")].rstrip()
         print("  ansible-rulebook ran drain.yml:")
-        print(
-            textwrap.indent(output[output.find("TASK [Leave") : output.find("PLAY RECAP")], "    ")
-        )
+        print(textwrap.indent(played, "    "))
     finally:
         for process in started:  # all at once: the Salt daemons take a while each
             if process.poll() is None:
