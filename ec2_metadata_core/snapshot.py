@@ -32,13 +32,12 @@ from .model import (
     PublicKey,
     SpotInstanceAction,
 )
+from .sensitive import SECRET_KEYS as SECRET_KEYS  # re-exported: cli.py imports them here
+from .sensitive import USER_DATA_KEY as USER_DATA_KEY
 
 JSON = Any
 Outcome = Union[Optional[bytes], IMDSError]
 
-# Values that are credentials: only in a snapshot that asks for them.
-SECRET_KEYS = frozenset(("iam_security_credentials", "identity_credentials_ec2"))
-USER_DATA_KEY = "user_data"
 # Model attributes that are plumbing, not metadata.
 _NOT_METADATA = frozenset(
     (
