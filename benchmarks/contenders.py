@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional
 import layout
 import measure
 
-from salt_grains.local import write_local_minion
+from saltext.imds_ec2.local import write_local_minion
 
 REGION = "eu-central-1"  # the simulator's default instance
 
@@ -211,7 +211,7 @@ def minion(scratch: Path, name: str, ec2_metadata: Dict[str, Any]) -> Minion:
     confdir = write_local_minion(root, "bench-minion", ec2_metadata)
     negative: Optional[Path] = None
     try:
-        from salt_grains import negative as memo
+        from saltext.imds_ec2 import negative as memo
 
         where = memo.path_in(str(root / "cache"))
         negative = Path(where) if where else None

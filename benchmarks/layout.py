@@ -12,7 +12,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 HARNESS = HERE / "harness"
+# Raw runs (large, one per run) stay out of git; the last full run's table is kept.
 RESULTS = HERE / "results"
+SUMMARY = HERE / "SUMMARY.md"
 REQUIREMENTS = ROOT / "requirements" / "bench.txt"
 
 PEERS_VENV = HERE / ".venv-peers"

@@ -343,6 +343,7 @@ def load_setup() -> Optional[Dict[str, Any]]:
 
 
 def save(results: Dict[str, Any]) -> str:
+    """The raw run under results/ (ignored by git); the table in SUMMARY.md (kept)."""
     layout.RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = results["started"].replace(":", "-").split(".")[0]
     path = layout.RESULTS / "{}.json".format(stamp)
@@ -351,6 +352,10 @@ def save(results: Dict[str, Any]) -> str:
     latest = layout.RESULTS / "latest.json"  # a link, not a second copy of the run
     latest.unlink(missing_ok=True)
     latest.symlink_to(path.name)
+    summary = "# Last full `make bench` run ({})\n\n```\n{}\n```\n".format(
+        results["started"], report.render(results)
+    )
+    layout.SUMMARY.write_text(summary, encoding="utf-8")
     return str(path.relative_to(layout.ROOT))
 
 
@@ -425,7 +430,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     results["quick"] = args.quick
     print(report.render(results))
     if not args.no_save and not args.quick:
-        print("results: {} (and benchmarks/results/latest.json)".format(save(results)))
+        print(
+            "results: {} (and benchmarks/results/latest.json); table: {}".format(
+                save(results), layout.SUMMARY.relative_to(layout.ROOT)
+            )
+        )
     return 1 if report.errors(results) else 0
 
 

@@ -14,7 +14,7 @@ import textwrap
 from pathlib import Path
 from typing import Dict, List
 
-from salt_grains.local import write_local_minion
+from saltext.imds_ec2.local import write_local_minion
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

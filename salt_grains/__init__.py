@@ -1,6 +1,8 @@
-"""Salt extension: the ``ec2`` and ``ec2_tags`` grains from EC2 instance metadata.
+"""Salt extension ``saltext.imds_ec2``: the ``ec2`` and ``ec2_tags`` grains.
 
-Salt imports this package through the ``salt.loader`` entry point every time
-it builds any loader and looks for a sub-directory named after the loader type
-(here only ``grains/``), so this file stays empty of imports.
+The source lives in ``salt_grains/`` and installs as ``saltext.imds_ec2``, the
+namespace Salt extensions share. Salt imports this package through the
+``salt.loader`` entry point every time it builds any loader and looks for a
+sub-directory named after the loader type (``grains/``), so this file stays
+empty of imports.
 """

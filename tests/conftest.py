@@ -16,6 +16,9 @@ from typing import Any
 
 import pytest
 
+# The simulator's fixtures: opt-in, as for any user of the package.
+pytest_plugins = ["ec2_metadata_core.simulator.pytest_plugin"]
+
 REAL_ENDPOINTS = ("169.254.169.254", "fd00:ec2::254")
 # Port 9 (discard) on loopback: nothing listens, so a stray client fails fast.
 DEAD_ENDPOINT = "http://127.0.0.1:9"

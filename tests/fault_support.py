@@ -176,7 +176,7 @@ def grains_opts(url: str, cachedir: Path, options: Dict[str, Any]) -> Dict[str, 
 
 def grains_gather(opts: Dict[str, Any], records: List[logging.LogRecord]) -> Outcome:
     """One grains refresh; ``records`` is where the test's log capture collects."""
-    from salt_grains import ec2 as grains_impl
+    from saltext.imds_ec2 import ec2 as grains_impl
 
     grains_impl.forget_clients()  # a new minion process
     seen = len(records)

@@ -51,7 +51,7 @@ from ec2_metadata_core.sensitive import (
 from ec2_metadata_core.simulator import Simulator
 from ec2_metadata_core.snapshot import snapshot, snapshot_keys
 from ec2_metadata_core.transport import RequestsTransport, StdlibTransport
-from salt_grains import ec2 as grains_impl
+from saltext.imds_ec2 import ec2 as grains_impl
 
 ROLE_CREDENTIALS = "/latest/meta-data/iam/security-credentials/web-app-role"
 # The identity credentials are a second, distinct set of the same shape.

@@ -709,15 +709,23 @@ def test_cli_port_in_use_and_bad_option_are_one_error_line() -> None:
 PLUGIN = "ec2_metadata_core.simulator.pytest_plugin"
 
 
-def test_plugin_is_registered_for_pytest_when_installed() -> None:
+def test_plugin_is_opt_in_not_an_entry_point() -> None:
+    """Installing the library must not add a plugin to other projects' pytest runs."""
     try:
         from importlib.metadata import PackageNotFoundError, distribution
 
         entry_points = distribution("ec2-metadata-core").entry_points
     except PackageNotFoundError:
         pytest.skip("package not installed")
-    plugins = {ep.name: ep.value for ep in entry_points if ep.group == "pytest11"}
-    assert plugins.get("imds_simulator") == PLUGIN
+    assert [ep.value for ep in entry_points if ep.group == "pytest11"] == []
+
+
+def test_an_unrelated_project_sees_no_fixture_until_it_asks(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_nothing():\n    assert True\n")
+    plain = pytester.runpytest_subprocess("--fixtures")
+    assert "imds_simulator" not in plain.stdout.str()
+    opted = pytester.runpytest_subprocess("--fixtures", "-p", PLUGIN)
+    opted.stdout.fnmatch_lines(["imds_simulator*"])
 
 
 @pytest.fixture

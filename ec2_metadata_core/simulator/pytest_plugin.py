@@ -1,7 +1,9 @@
 """pytest fixtures that point code under test at a local IMDS simulator.
 
-Loaded in every pytest run once the package is installed, so it imports the
-server only inside fixtures.
+Opt-in, so installing the library changes no other project's test runs: load
+it with ``-p ec2_metadata_core.simulator.pytest_plugin`` or
+``pytest_plugins = ["ec2_metadata_core.simulator.pytest_plugin"]`` in a
+top-level ``conftest.py``. It imports the server only inside fixtures.
 
 * ``imds_simulator``: a running ``Simulator`` with ``AWS_EC2_METADATA_SERVICE_ENDPOINT``
   set to it and ``AWS_EC2_METADATA_DISABLED`` removed; knobs can be given with

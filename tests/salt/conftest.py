@@ -8,7 +8,7 @@ from typing import Any, Callable, Dict, Iterator, Optional
 import pytest
 from salt_grains_support import Minion, write_minion_config
 
-from salt_grains import ec2 as grains_impl
+from saltext.imds_ec2 import ec2 as grains_impl
 
 
 @pytest.fixture(autouse=True)

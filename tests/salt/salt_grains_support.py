@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, NamedTuple, Optional
 
-from salt_grains.local import write_local_minion
+from saltext.imds_ec2.local import write_local_minion
 
 BIN = Path(sys.executable).parent
 SALT_CALL = BIN / "salt-call"

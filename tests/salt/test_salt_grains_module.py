@@ -22,9 +22,9 @@ from ec2_metadata_core.errors import ConfigError
 from ec2_metadata_core.flat import flatten
 from ec2_metadata_core.simulator import Fault, Simulator
 from ec2_metadata_core.snapshot import snapshot
-from salt_grains import ec2 as grains_impl
-from salt_grains import negative
-from salt_grains.options import DEFAULT_PROBE_TIMEOUT, Options, from_minion_opts
+from saltext.imds_ec2 import ec2 as grains_impl
+from saltext.imds_ec2 import negative
+from saltext.imds_ec2.options import DEFAULT_PROBE_TIMEOUT, Options, from_minion_opts
 
 GRAIN_FUNCTION = "imds_ec2.ec2"
 # conftest.py points the AWS endpoint variable here: nothing listens.
@@ -57,8 +57,10 @@ def refresh(opts: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def test_the_package_registers_a_salt_loader_entry_point() -> None:
-    found = [ep for ep in entry_points().select(group="salt.loader") if ep.value == "salt_grains"]
-    assert [ep.name for ep in found] == ["imds-ec2"]
+    found = [
+        ep for ep in entry_points().select(group="salt.loader") if ep.value == "saltext.imds_ec2"
+    ]
+    assert [ep.name for ep in found] == ["saltext.imds_ec2"]
 
 
 def test_salt_finds_the_grains_directory_through_the_entry_point(
@@ -68,7 +70,10 @@ def test_salt_finds_the_grains_directory_through_the_entry_point(
 
     opts = salt_opts(minion({"enabled": False}))
     dirs = salt.loader._module_dirs(opts, "grains", "grain", ext_type_dirs="grains_dirs")
-    ours = [d for d in dirs if Path(d).parts[-2:] == ("salt_grains", "grains")]
+    import saltext.imds_ec2
+
+    grains_dir = Path(saltext.imds_ec2.__file__).parent / "grains"
+    ours = [d for d in dirs if Path(d) == grains_dir]
     assert len(ours) == 1
     assert GRAIN_FUNCTION in salt.loader.grain_funcs(opts)
 
