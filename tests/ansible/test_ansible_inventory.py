@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from imds_ansible_env import Run
+from imds_ansible_env import Run, git_repo
 
 from ec2_metadata_core.simulator import Simulator
 
@@ -126,26 +124,12 @@ def test_ansible_pull_with_the_defaults(
     ansible-pull's default --limit is the local host names; the plugin's
     default host name, localhost, is among them.
     """
-    git = shutil.which("git")
-    assert git is not None, "git is needed to test ansible-pull"
-    repo = tmp_path / "site"
-    repo.mkdir()
-    (repo / "instance.imds_ec2.yml").write_text(CONFIG)
-    (repo / "local.yml").write_text(PULL_PLAY)
-    env = dict(
-        GIT_AUTHOR_NAME="t",
-        GIT_AUTHOR_EMAIL="t@example.invalid",
-        GIT_COMMITTER_NAME="t",
-        GIT_COMMITTER_EMAIL="t@example.invalid",
-        HOME=str(tmp_path),
-    )
-    for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "site"]):
-        subprocess.run([git, *command], cwd=str(repo), env=env, check=True, timeout=60)
+    url = git_repo(tmp_path / "site", {"instance.imds_ec2.yml": CONFIG, "local.yml": PULL_PLAY})
     mark = tmp_path / "pulled"
     result = run_ansible(
         "ansible-pull",
         "-U",
-        repo.as_uri(),
+        url,
         "-d",
         str(tmp_path / "checkout"),
         "-i",

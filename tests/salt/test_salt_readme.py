@@ -13,13 +13,13 @@ import re
 import shlex
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, NamedTuple
+from typing import Callable, Dict, List
 
 import pytest
 import yaml
+from readme_support import Block, readme_blocks
 from salt_grains_support import SALT_CALL, Minion, loud_lines, salt_call
 
 from ec2_metadata_core.simulator import Simulator
@@ -34,17 +34,8 @@ README_ROOT = "/tmp/imds-salt"
 README_PORT = "1338"
 
 
-class Block(NamedTuple):
-    language: str
-    text: str
-
-
 def blocks() -> List[Block]:
-    text = README.read_text(encoding="utf-8")
-    return [
-        Block(match.group(2), textwrap.dedent(match.group(3)))
-        for match in re.finditer(r"(?ms)^( *)```(\w*)\n(.*?)^\1```", text)
-    ]
+    return readme_blocks(README)
 
 
 def commands(block: Block) -> List[List[str]]:
