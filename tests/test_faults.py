@@ -64,8 +64,7 @@ class Row(NamedTuple):
     ``knobs`` make the service misbehave afterwards. ``error`` is the
     library's exception type, ``None`` when every face must give the right
     value; ``says`` is in every face's message. ``grains_absent``: the grain's
-    probe takes this for "not on EC2" (no grain; one warning, as the grains
-    face names its endpoint in the minion config). ``check`` looks
+    probe takes this for "not on EC2" (no grain, no warning). ``check`` looks
     at the simulator's counters to prove the fault really happened. ``faces``: rows
     that take seconds run on the library and the CLI only (the Ansible module
     and the grains run the same core, shipped byte for byte).

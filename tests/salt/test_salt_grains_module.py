@@ -448,3 +448,16 @@ def test_grains_on_a_changed_config_use_a_new_client(
     got_two = grains_impl.grains(opts_for(tmp_path, endpoint=two.url))
     assert got_one and got_one["ec2"]["availability_zone"] == "eu-central-1b"
     assert got_two["ec2"]["availability_zone"] == "eu-central-1a"
+
+
+def test_an_error_out_of_the_client_is_one_warning_never_a_traceback(
+    imds_simulator: Simulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An https:// endpoint on a plain-HTTP server: the TLS handshake fails (an IMDSError)."""
+    caplog.set_level(logging.DEBUG)
+    opts = opts_for(tmp_path, endpoint=imds_simulator.url.replace("http://", "https://"))
+    assert grains_impl.grains(opts) == {}
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(loud) == 1, [r.getMessage() for r in loud]
+    assert loud[0].exc_info is None and "\n" not in loud[0].getMessage()
+    assert loud[0].getMessage().startswith("ec2 grain omitted: ")

@@ -10,7 +10,7 @@ module: ec2_metadata_facts
 short_description: Gather EC2 instance metadata (IMDSv2) as the fact C(ansible_facts.ec2)
 version_added: 0.1.0
 author:
-  - ec2-metadata-core contributors (!UNKNOWN)
+  - ec2-metadata-core maintainers (!UNKNOWN)
 description:
   - Reads the EC2 instance metadata service (IMDS) of the host it runs on and sets one fact, the
     whole instance in one dictionary, so playbooks read C(ansible_facts.ec2.region),
