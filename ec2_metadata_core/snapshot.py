@@ -21,7 +21,7 @@ import gzip
 import zlib
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
-from . import parse
+from . import parse, sensitive
 from .client import IMDSClient
 from .errors import IMDSError, PathNotFoundError, TagsNotEnabledError
 from .lazy import Leaf, UncachedLeaf, cached_property, leaves
@@ -32,10 +32,11 @@ from .model import (
     PublicKey,
     SpotInstanceAction,
 )
-from .sensitive import SECRET_KEYS as SECRET_KEYS  # re-exported: cli.py imports them here
-from .sensitive import USER_DATA_KEY as USER_DATA_KEY
 
 JSON = Any
+# Defined in sensitive.py (one definition for every face); cli.py reads them here.
+SECRET_KEYS = sensitive.SECRET_KEYS
+USER_DATA_KEY = sensitive.USER_DATA_KEY
 Outcome = Union[Optional[bytes], IMDSError]
 
 # Model attributes that are plumbing, not metadata.
