@@ -1,107 +1,361 @@
 """``python -m ec2_metadata_core`` / ``ec2-metadata-core``: dump, get, simulate.
 
-Exit status: 0 success; 1 IMDS could not be read (the message says why);
-2 bad usage or settings; 3 ``get`` of a value that is absent on this instance.
-Errors are one line on stderr, never a traceback.
+Exit status: 0 success; 1 IMDS could not be read, or the output could not be
+written (the message says why); 2 bad usage or settings; 3 ``get`` of a value
+that is absent on this instance. Errors are one line on stderr, never a
+traceback.
+
+A command is one entry of ``COMMANDS``: its help, a function that adds its
+options, and a function that runs it on an ``EC2Metadata``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
-from typing import Any, Dict, List, Optional, Sequence
+from typing import (
+    IO,
+    Any,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    NamedTuple,
+    Optional,
+    Sequence,
+    TypeVar,
+)
 
 from . import config
 from .errors import ConfigError, IMDSError
 from .model import EC2Metadata
 
 PROG = "ec2-metadata-core"
+T = TypeVar("T")
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_ABSENT = 3
 FORMATS = ("json", "yaml", "flat", "env")
 
 _EPILOG = """\
-exit status: 0 ok, 1 IMDS could not be read, 2 bad usage or settings,
-3 'get' of a value absent on this instance.
+exit status: 0 ok, 1 IMDS could not be read or the output not written,
+2 bad usage or settings, 3 'get' of a value absent on this instance.
 settings: AWS_EC2_METADATA_SERVICE_ENDPOINT, AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE,
 AWS_EC2_METADATA_DISABLED, AWS_EC2_METADATA_V1_DISABLED, AWS_METADATA_SERVICE_TIMEOUT
 and AWS_METADATA_SERVICE_NUM_ATTEMPTS are honoured; options win over them.
+connection options go before or after the command.
 """
+
+
+class UsageError(ConfigError):
+    """The command line asks for something that cannot be (exit 2)."""
+
+
+class Absent(Exception):
+    """The value named is absent on this instance (exit 3); the message says which."""
+
+
+class OutputError(Exception):
+    """Standard output could not be written (a full disk, a closed descriptor)."""
+
+
+class Command(NamedTuple):
+    """One subcommand: ``add_options(parser)``, then ``run(metadata, args) -> exit status``."""
+
+    help: str
+    description: str
+    add_options: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[EC2Metadata, argparse.Namespace], int]
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # one line, exit 2, as everywhere else
         self.exit(EXIT_USAGE, "{}: error: {}\n".format(self.prog, message))
 
+    def _print_message(self, message: str, file: Any = None) -> None:
+        # argparse swallows a failed write: --help into a full disk would exit 0.
+        if message:
+            _write_text(message, file)  # None: the stream was closed at start
 
-def _parser() -> argparse.ArgumentParser:
-    common = _Parser(add_help=False)
-    conn = common.add_argument_group("connection (default: the AWS SDK settings)")
-    conn.add_argument("--endpoint", metavar="URL", help="IMDS base URL, e.g. http://127.0.0.1:1338")
+
+class _Version(argparse.Action):
+    """``--version``, looked up only when asked (importlib.metadata is slow to load)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("ec2-metadata-core")
+        except PackageNotFoundError:  # pragma: no cover - run from a source tree
+            number = "unknown"
+        _emit("{} {}\n".format(PROG, number).encode("utf-8"))
+        parser.exit(0)
+
+
+def _connection_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    """The same options on the main parser (default None) and after a command (SUPPRESS).
+
+    SUPPRESS keeps a command's parser from overwriting a value given before the command.
+    """
+    conn = parser.add_argument_group("connection (default: the AWS SDK settings)")
+    conn.add_argument(
+        "--endpoint",
+        metavar="URL",
+        default=default,
+        help="IMDS base URL, e.g. http://127.0.0.1:1338",
+    )
     conn.add_argument(
         "--ipv6",
         action="store_const",
         const="IPv6",
         dest="endpoint_mode",
+        default=default,
         help="use the IPv6 endpoint http://[fd00:ec2::254]",
     )
-    conn.add_argument("--timeout", type=float, metavar="S", help="seconds per attempt (default 1)")
-    conn.add_argument("--attempts", type=int, metavar="N", help="attempts per request (default 3)")
+    conn.add_argument(
+        "--timeout",
+        type=float,
+        metavar="S",
+        default=default,
+        help="seconds per attempt (default 1)",
+    )
+    conn.add_argument(
+        "--attempts",
+        type=int,
+        metavar="N",
+        default=default,
+        help="attempts per request (default 3)",
+    )
     conn.add_argument(
         "--allow-imdsv1",
         action="store_true",
-        default=None,
+        default=default,
         help="fall back to IMDSv1 if the token request is refused (off by default)",
     )
-    parser = _Parser(
-        prog=PROG,
-        description="Read EC2 instance metadata (IMDSv2) for people, scripts and templates.",
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    dump = commands.add_parser(
-        "dump",
-        parents=[common],
-        help="print the whole instance (the snapshot)",
-        description="Print every metadata category as one document. Secrets (IAM and "
-        "identity credentials) and user data are left out unless asked for.",
-    )
-    dump.add_argument(
+
+# -- dump ------------------------------------------------------------------------------
+
+
+def _dump_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--format",
         "-f",
         choices=FORMATS,
         default="json",
         help="json (default), yaml, flat (one-level JSON) or env (export lines)",
     )
-    dump.add_argument(
+    parser.add_argument(
         "--include-secrets",
         action="store_true",
         help="add iam_security_credentials and identity_credentials_ec2",
     )
-    dump.add_argument("--include-user-data", action="store_true", help="add user_data")
-    dump.add_argument("--keys", metavar="K1,K2", help="only these top-level keys")
-    dump.add_argument(
+    parser.add_argument("--include-user-data", action="store_true", help="add user_data")
+    parser.add_argument("--keys", metavar="K1,K2", help="only these top-level keys")
+    parser.add_argument(
         "--prefix",
         default=None,
-        help="prefix for flat/env keys (default: none for flat, ec2_ for env)",
+        help="put before every flat/env name (default: none for flat, ec2_ for env)",
     )
 
-    get = commands.add_parser(
-        "get",
-        parents=[common],
-        help="print one value",
-        description="Print one value: an attribute name (snake or kebab case, e.g. "
-        "region, public-ipv4) or a dotted path into the snapshot (tags.Name, "
-        "network_interfaces.<mac>.subnet_id). Strings print as they are, lists one "
-        "item a line, mappings as JSON; user_data prints its raw bytes.",
-    )
-    get.add_argument("name")
-    get.add_argument("-n", dest="newline", action="store_false", help="no newline after the value")
 
+def _dump(metadata: EC2Metadata, args: argparse.Namespace) -> int:
+    from .flat import check_prefix, flatten, to_env
+    from .snapshot import snapshot, snapshot_keys
+
+    if args.prefix is not None and args.format not in ("flat", "env"):
+        raise UsageError("--prefix applies to --format flat and env only")
+    prefix = check_prefix(
+        ("ec2_" if args.format == "env" else "") if args.prefix is None else args.prefix
+    )
+    keys: Optional[List[str]] = None
+    if args.keys:
+        keys = [k.strip().replace("-", "_") for k in args.keys.split(",") if k.strip()]
+        valid = snapshot_keys(args.include_secrets, args.include_user_data)
+        for key in keys:
+            if key not in valid:
+                raise UsageError("--keys: " + _unknown(key, valid))
+    data: Dict[str, Any] = snapshot(
+        metadata,
+        include_secrets=args.include_secrets,
+        include_user_data=args.include_user_data,
+        keys=keys,
+    )
+    if args.format == "json":
+        out = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
+    elif args.format == "flat":
+        flat = {prefix + key: value for key, value in flatten(data).items()}
+        out = json.dumps(flat, indent=2, ensure_ascii=False)
+    elif args.format == "env":
+        out = to_env(flatten(data), prefix)
+    else:
+        try:
+            import yaml
+        except ImportError:
+            raise ConfigError("--format yaml needs PyYAML: pip install PyYAML") from None
+        out = yaml.safe_dump(data, default_flow_style=False, sort_keys=True, allow_unicode=True)
+        out = out.rstrip("\n")
+    _emit((out + "\n").encode("utf-8"))
+    return 0
+
+
+# -- get -------------------------------------------------------------------------------
+
+
+def _get_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name")
+    parser.add_argument(
+        "-n", dest="newline", action="store_false", help="no newline after the value"
+    )
+
+
+def _get(metadata: EC2Metadata, args: argparse.Namespace) -> int:
+    from .snapshot import SECRET_KEYS, USER_DATA_KEY, snapshot, snapshot_keys
+
+    name: str = args.name
+    names = snapshot_keys(True, True)
+    first, dot, rest = name.partition(".")
+    key = first.replace("-", "_")
+    flat_name = None
+    if key not in names:
+        key = _flat_owner(name, names) if not dot else ""
+        if not key:
+            raise UsageError(_unknown(name, names))
+        flat_name = name
+    end = "\n" if args.newline else ""
+    if key == USER_DATA_KEY and not rest and flat_name is None:
+        raw = metadata.user_data
+        if raw is None:
+            raise Absent("{} is absent on this instance".format(name))
+        _emit(raw + end.encode())
+        return 0
+    # Naming a secret is asking for it.
+    data = snapshot(
+        metadata,
+        keys=[key],
+        include_secrets=key in SECRET_KEYS,
+        include_user_data=key == USER_DATA_KEY,
+    )
+    if data[key] is None and key == "tags":
+        from .errors import TagsNotEnabledError
+
+        raise Absent("{} is absent: {}".format(name, TagsNotEnabledError()))
+    if flat_name is not None:
+        from .flat import flatten
+
+        value = flatten(data).get(flat_name)
+        if value is None and not isinstance(data[key], (dict, list)):
+            raise UsageError(_unknown(name, names))  # region_foo: nothing is under region
+    else:
+        value = _walk(data[key], rest, key)
+    if value is None:
+        raise Absent("{} is absent on this instance".format(name))
+    _emit((_render(value) + end).encode("utf-8"))
+    return 0
+
+
+def _flat_owner(name: str, names: Sequence[str]) -> str:
+    """The top-level key a flat export name (``tags_Name``) comes from, or ``""``."""
+    owners = [key for key in names if name.startswith(key + "_")]
+    return max(owners, key=len) if owners else ""
+
+
+def _walk(value: Any, rest: str, where: str) -> Any:
+    """Follow a dotted path into a snapshot value; ``None`` if a step is absent.
+
+    Mapping keys may hold dots themselves (the tag ``cost.center``): the
+    longest run of parts that is a key wins. A list takes an index. A path
+    that goes on past a string or a number is a ``UsageError``: no instance
+    has a value there.
+    """
+    while rest:
+        if value is None:
+            return None
+        if isinstance(value, dict):
+            cuts = [len(rest)] + [i for i in range(len(rest) - 1, 0, -1) if rest[i] == "."]
+            cut = next((c for c in cuts if rest[:c] in value), None)
+            if cut is None:
+                return None
+            part = rest[:cut]
+        elif isinstance(value, list):
+            part = rest.split(".", 1)[0]
+            if not part.isdigit() or not part.isascii():
+                raise UsageError(
+                    "{} is a list: '{}' is not an index (0, 1, ...)".format(where, part)
+                )
+            if int(part) >= len(value):
+                return None
+        else:
+            raise UsageError(
+                "{} is a {}, not an object or a list: nothing is under it".format(
+                    where, "string" if isinstance(value, str) else "number or boolean"
+                )
+            )
+        value = value[part] if isinstance(value, dict) else value[int(part)]
+        where, rest = "{}.{}".format(where, part), rest[len(part) + 1 :]
+    return value
+
+
+def _render(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(not isinstance(v, (dict, list)) for v in value):
+        return "\n".join("" if v is None else str(v) for v in value)
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def _unknown(name: str, names: Sequence[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name.replace("-", "_"), names, n=3, cutoff=0.6)
+    hint = ": did you mean {}?".format(" or ".join(close)) if close else ""
+    return "unknown name {!r}{} ('dump' shows every name)".format(name, hint)
+
+
+COMMANDS: Dict[str, Command] = {
+    "dump": Command(
+        "print the whole instance (the snapshot)",
+        "Print every metadata category as one document. Secrets (IAM and identity "
+        "credentials) and user data are left out unless asked for.",
+        _dump_options,
+        _dump,
+    ),
+    "get": Command(
+        "print one value",
+        "Print one value: an attribute name (snake or kebab case, e.g. region, "
+        "public-ipv4), a dotted path into the snapshot (tags.Name, "
+        "network_interfaces.<mac>.subnet_id, events_maintenance_scheduled.0.Code) or a "
+        "name of the flat export (tags_Name). Strings print as they are, lists one item "
+        "a line, mappings as JSON; user_data prints its raw bytes.",
+        _get_options,
+        _get,
+    ),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    _connection_options(common, argparse.SUPPRESS)
+    parser = _Parser(
+        prog=PROG,
+        description="Read EC2 instance metadata (IMDSv2) for people, scripts and templates.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action=_Version)
+    _connection_options(parser, None)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, command in COMMANDS.items():
+        sub = commands.add_parser(
+            name, parents=[common], help=command.help, description=command.description
+        )
+        command.add_options(sub)
     commands.add_parser(
         "simulate",
         help="serve a simulated IMDS on 127.0.0.1 (see 'simulate --help')",
@@ -123,108 +377,58 @@ def _metadata(args: argparse.Namespace) -> EC2Metadata:
     return EC2Metadata(client=IMDSClient(settings=settings))
 
 
-def _render(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list) and all(not isinstance(v, (dict, list)) for v in value):
-        return "\n".join("" if v is None else str(v) for v in value)
-    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
-
-
-def _dump(metadata: EC2Metadata, args: argparse.Namespace) -> int:
-    from .flat import flatten, to_env
-    from .snapshot import snapshot, snapshot_keys
-
-    keys: Optional[List[str]] = None
-    if args.keys:
-        keys = [k.strip().replace("-", "_") for k in args.keys.split(",") if k.strip()]
-        valid = snapshot_keys(args.include_secrets, args.include_user_data)
-        bad = [k for k in keys if k not in valid]
-        if bad:
-            raise ConfigError("--keys: unknown key {!r}; keys: {}".format(bad[0], ", ".join(valid)))
-    data: Dict[str, Any] = snapshot(
-        metadata,
-        include_secrets=args.include_secrets,
-        include_user_data=args.include_user_data,
-        keys=keys,
-    )
-    if args.format == "json":
-        out = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
-    elif args.format == "flat":
-        out = json.dumps(flatten(data, args.prefix or ""), indent=2, ensure_ascii=False)
-    elif args.format == "env":
-        out = to_env(flatten(data, ""), "ec2_" if args.prefix is None else args.prefix)
-    else:
-        try:
-            import yaml
-        except ImportError:
-            raise ConfigError("--format yaml needs PyYAML: pip install PyYAML") from None
-        out = yaml.safe_dump(data, default_flow_style=False, sort_keys=True, allow_unicode=True)
-        out = out.rstrip("\n")
-    _emit((out + "\n").encode("utf-8"))
-    return 0
-
-
-def _get(metadata: EC2Metadata, args: argparse.Namespace) -> int:
-    from .snapshot import SECRET_KEYS, USER_DATA_KEY, snapshot, snapshot_keys
-
-    first, _, rest = args.name.partition(".")
-    key = first.replace("-", "_")
-    if key not in snapshot_keys(True, True):
-        raise ConfigError(
-            "unknown name {!r}; names: {}".format(args.name, ", ".join(snapshot_keys(True, True)))
-        )
-    end = "\n" if args.newline else ""
-    if key == USER_DATA_KEY and not rest:
-        raw = metadata.user_data
-        if raw is None:
-            return _absent(args.name)
-        _emit(raw + end.encode())
-        return 0
-    # Naming a secret is asking for it.
-    data = snapshot(
-        metadata,
-        keys=[key],
-        include_secrets=key in SECRET_KEYS,
-        include_user_data=key == USER_DATA_KEY,
-    )
-    value = _walk(data[key], rest)
-    if value is None:
-        return _absent(args.name)
-    _emit((_render(value) + end).encode("utf-8"))
-    return 0
-
-
 def _emit(data: bytes) -> None:
     """Write bytes as they are: output is UTF-8 whatever the locale says.
 
     Tags and user data may hold any character; an ASCII terminal encoding
     must not turn a good answer into a traceback.
     """
-    sys.stdout.flush()
-    sys.stdout.buffer.write(data)
-    sys.stdout.buffer.flush()
+    stdout = _open(sys.stdout)
+    with _writing():
+        stdout.flush()  # text written before, by argparse say, goes first
+        stdout.buffer.write(data)
+        stdout.buffer.flush()
 
 
-def _walk(value: Any, rest: str) -> Any:
-    """Follow a dotted path; keys may hold dots themselves (tag ``cost.center``)."""
-    while rest:
-        if not isinstance(value, dict):
-            return None
-        # The longest run of dotted parts that is a key wins.
-        cuts = [len(rest)] + [i for i in range(len(rest) - 1, 0, -1) if rest[i] == "."]
-        for cut in cuts:
-            if rest[:cut] in value:
-                value, rest = value[rest[:cut]], rest[cut + 1 :]
-                break
-        else:
-            return None
-    return value
+def _write_text(text: str, stream: Optional[IO[str]]) -> None:
+    opened = _open(stream)
+    with _writing():
+        opened.write(text)
+        opened.flush()
 
 
-def _absent(name: str) -> int:
-    print("{}: {} is absent on this instance".format(PROG, name), file=sys.stderr)
-    return EXIT_ABSENT
+def _open(stream: Optional[T]) -> T:
+    if stream is None:  # the process started with the descriptor closed (`>&-`)
+        raise OutputError("standard output is closed")
+    return stream
+
+
+@contextlib.contextmanager
+def _writing() -> Iterator[None]:
+    """A failed write becomes an ``OutputError``; a closed pipe stays itself."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except (OSError, ValueError) as exc:  # ValueError: a closed file object
+        raise OutputError(getattr(exc, "strerror", None) or str(exc)) from None
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (AttributeError, OSError, ValueError):
+        pass
+
+
+def _say(message: str) -> None:
+    # If stderr is gone too, the exit status is all that is left.
+    with contextlib.suppress(OSError, ValueError):
+        if sys.stderr is not None:
+            print("{}: {}".format(PROG, message), file=sys.stderr)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -233,19 +437,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from .simulator import main as simulate
 
         return simulate(args_list[1:])
-    args = _parser().parse_args(args_list)
     try:
-        metadata = _metadata(args)
-        if args.command == "dump":
-            return _dump(metadata, args)
-        return _get(metadata, args)
+        args = _parser().parse_args(args_list)
+        return COMMANDS[args.command].run(_metadata(args), args)
     except ConfigError as exc:
-        print("{}: error: {}".format(PROG, exc), file=sys.stderr)
+        _say("error: {}".format(exc))
         return EXIT_USAGE
+    except Absent as exc:
+        _say(str(exc))
+        return EXIT_ABSENT
     except IMDSError as exc:
-        print("{}: error: {}".format(PROG, exc), file=sys.stderr)
+        _say("error: {}".format(exc))
+        return EXIT_FAILED
+    except OutputError as exc:
+        _drop_stdout()
+        _say("error: cannot write the output: {}".format(exc))
         return EXIT_FAILED
     except BrokenPipeError:  # `... | head`: the reader left, nothing to report
+        _drop_stdout()
         return 0
     except KeyboardInterrupt:
         return 130

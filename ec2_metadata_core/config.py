@@ -50,6 +50,11 @@ class Settings(NamedTuple):
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
 
 
+def host_port(host: str, port: int) -> str:
+    """``host:port`` for messages, an IPv6 address in brackets (``[fd00:ec2::254]:80``)."""
+    return "[{}]:{}".format(host, port) if ":" in host else "{}:{}".format(host, port)
+
+
 def _shared_config(environ: Mapping[str, str]) -> dict[str, str]:
     """The active profile's section of the shared AWS config file, or ``{}``."""
     path = environ.get("AWS_CONFIG_FILE") or os.path.join(os.path.expanduser("~"), ".aws", "config")

@@ -56,10 +56,16 @@ def _suffixed(path: Path, key: str, taken: Set[str]) -> str:
     raise AssertionError("a SHA-1 collision between two paths")  # pragma: no cover
 
 
-def flatten_with_paths(snapshot: Dict[str, Any], prefix: str = "") -> Dict[str, Tuple[Path, Any]]:
-    """Flat key -> (the path it came from, its value); see the module docstring."""
+def flatten_with_paths(snapshot: Dict[str, Any], root: str = "") -> Dict[str, Tuple[Path, Any]]:
+    """Flat key -> (the path it came from, its value); see the module docstring.
+
+    ``root`` is the key ``snapshot`` sits under in a larger document (the
+    grains flatten the tags under ``tags``): the first part of every path, so
+    keys and collision suffixes come out as in the larger document's export.
+    A prefix for names is a different thing: ``to_env``'s, put in front as is.
+    """
     leaves: List[Tuple[Path, Any]] = []
-    _leaves(snapshot, (prefix,) if prefix else (), leaves)
+    _leaves(snapshot, (root,) if root else (), leaves)
     groups: Dict[str, List[Path]] = {}
     values: Dict[Path, Any] = {}
     for path, value in leaves:
@@ -83,14 +89,37 @@ def flatten_with_paths(snapshot: Dict[str, Any], prefix: str = "") -> Dict[str, 
     return dict(sorted(result.items()))
 
 
-def flatten(snapshot: Dict[str, Any], prefix: str = "") -> Dict[str, Scalar]:
+def flatten(snapshot: Dict[str, Any], root: str = "") -> Dict[str, Scalar]:
     """The snapshot as ``{identifier: scalar or list of scalars}``, with keys sorted."""
-    return {key: value for key, (_, value) in flatten_with_paths(snapshot, prefix).items()}
+    return {key: value for key, (_, value) in flatten_with_paths(snapshot, root).items()}
+
+
+def check_prefix(prefix: str) -> str:
+    """``prefix`` if every flat key with it in front is an identifier, else ``ConfigError``.
+
+    Flat keys are identifiers that may start with ``_``: a prefix keeps them so
+    if it is empty or an identifier itself (``my-`` or ``9`` would make
+    ``my-region`` or ``9region``, which no shell or template accepts).
+    """
+    if prefix and not IDENTIFIER.match(prefix):
+        from .errors import ConfigError
+
+        raise ConfigError(
+            "prefix {!r} would not make identifiers: use letters, digits and _, "
+            "not starting with a digit".format(prefix)
+        )
+    return prefix
 
 
 def to_env(flat: Dict[str, Scalar], prefix: Optional[str] = None) -> str:
-    """``export NAME='value'`` lines; lists are newline-joined, None is empty."""
+    """``export NAME='value'`` lines; lists are newline-joined, None is empty.
+
+    ``prefix`` goes in front of each name as it is; one that would not make
+    shell names (``my-``, ``9``) raises ``ConfigError``.
+    """
     import shlex
+
+    check_prefix(prefix or "")
 
     lines = []
     for key, value in flat.items():

@@ -25,12 +25,13 @@ from typing import (
 )
 from urllib.parse import quote
 
-from . import parse
-from .errors import MalformedResponseError, TagsNotEnabledError
+from . import config, parse
+from .errors import ConfigError, IMDSError, MalformedResponseError, TagsNotEnabledError
 from .lazy import LazyObject, Leaf, UncachedLeaf, cached_property
 
 if TYPE_CHECKING:  # pragma: no cover
     import requests
+    import urllib3
 
     from .client import IMDSClient
 
@@ -128,10 +129,13 @@ class EC2Metadata(LazyObject):
     """The data of the EC2 metadata service, one attribute a value.
 
     ``session``, if given, is the ``requests.Session`` every request goes
-    through. The keyword arguments override the AWS settings read from the
-    environment and ``~/.aws/config`` (see ``config.resolve``); they are read
-    on first use, so the ``ec2_metadata`` singleton follows the environment the
-    program has when it first reads a value.
+    through; ``pool_manager`` (or a ``urllib3.PoolManager`` as ``session``, as
+    ec2-metadata 3.0 takes it) routes them through urllib3 instead. With either,
+    errors are also the exceptions that library raises (see ``compat``). The
+    keyword arguments override the AWS settings read from the environment and
+    ``~/.aws/config`` (see ``config.resolve``); they are read on first use, so
+    the ``ec2_metadata`` singleton follows the environment the program has when
+    it first reads a value.
     """
 
     def __init__(
@@ -147,9 +151,12 @@ class EC2Metadata(LazyObject):
         token_ttl: Optional[int] = None,
         max_concurrency: Optional[int] = None,
         client: Optional[IMDSClient] = None,
+        pool_manager: Optional[urllib3.PoolManager] = None,
     ) -> None:
         super().__init__()
-        self._session = session
+        if pool_manager is not None and session is not None:
+            raise ConfigError("pass session= (requests) or pool_manager= (urllib3), not both")
+        self._session: Any = session if pool_manager is None else pool_manager
         self._options: Dict[str, Any] = {
             "endpoint": endpoint,
             "endpoint_mode": endpoint_mode,
@@ -176,13 +183,21 @@ class EC2Metadata(LazyObject):
         if client is None:
             with self._lock_for("_client"):
                 if self._client is None:
-                    # Imported here: the transport pulls in socket and selectors,
-                    # which a program that never reads a value need not pay for.
-                    from .client import IMDSClient
-
-                    self._client = IMDSClient(session=self._session, **self._options)
+                    self._client = self._new_client()
                 client = self._client
         return client
+
+    def _new_client(self) -> IMDSClient:
+        # Imported here: the transport pulls in socket and selectors,
+        # which a program that never reads a value need not pay for.
+        from .client import IMDSClient
+        from .compat import Urllib3Transport, is_pool_manager
+
+        if is_pool_manager(self._session):
+            settings = config.resolve(**self._options)
+            transport = Urllib3Transport(settings.endpoint, self._session)
+            return IMDSClient(settings=settings, transport=transport)
+        return IMDSClient(session=self._session, **self._options)
 
     @property
     def service_url(self) -> str:
@@ -206,7 +221,20 @@ class EC2Metadata(LazyObject):
     def _read(self, item: str) -> Optional[bytes]:
         if self._reader is not None:
             return self._reader(item)
-        return self.client.get(item)
+        client = self.client
+        try:
+            return client.get(item)
+        except IMDSError as exc:
+            raise self._error(exc) from None
+
+    def _error(self, exc: IMDSError) -> IMDSError:
+        """``exc``, also catchable as ec2-metadata's exception when the caller's library is used."""
+        transport = self.client.transport
+        if transport.library is None:
+            return exc
+        from .compat import flavoured
+
+        return flavoured(exc, transport)
 
     def clear_all(self) -> None:
         """Forget every cached attribute and the session token.
@@ -478,6 +506,17 @@ class EC2Metadata(LazyObject):
         return {mac: NetworkInterface(mac, self) for mac in macs}
 
     @cached_property
+    def primary_network_interface(self) -> NetworkInterface:
+        """The interface whose MAC is ``mac``: a name for it that needs no MAC.
+
+        The same object as ``network_interfaces[mac]`` (templates and scripts
+        that run on many instances cannot know the MAC in advance).
+        """
+        mac = self.mac
+        listed = self.network_interfaces.get(mac)
+        return listed if listed is not None else NetworkInterface(mac, self)
+
+    @cached_property
     def public_keys(self) -> Dict[str, PublicKey]:
         """Key name -> PublicKey, from the ``INDEX=NAME`` lines IMDS lists; {} if none."""
         path = "meta-data/public-keys/"
@@ -495,7 +534,7 @@ class EC2Metadata(LazyObject):
         path = InstanceTags.LISTING
         body = self._read(path)
         if body is None:
-            raise TagsNotEnabledError()
+            raise self._error(TagsNotEnabledError())
         return InstanceTags(parse.lines(path, body), self)
 
 

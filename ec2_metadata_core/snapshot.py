@@ -103,7 +103,7 @@ class _Planner:
         keys, view = self.keys, self.view
         paths = [item for name, item in leaves(EC2Metadata) if name in keys]
         steps = self._steps
-        if "network_interfaces" in keys:
+        if keys & {"network_interfaces", "primary_network_interface"}:
             steps["meta-data/network/interfaces/macs/"] = self._interfaces
         if "tags" in keys:
             steps[InstanceTags.LISTING] = lambda: [InstanceTags.path(n) for n in view.tags]
@@ -131,6 +131,7 @@ class _Planner:
                 "instance_profile_name",
             },
             "meta-data/iam/security-credentials/": {"iam_security_credentials"},
+            "meta-data/mac": {"primary_network_interface"},
         }
         paths.extend(path for path, names in derived.items() if names & keys)
         # Listings first: their entries are the longest chain of the gather.

@@ -28,6 +28,9 @@ __all__ = ["Job", "RequestsTransport", "Response", "StdlibTransport", "Transport
 class Transport:
     """Sends HTTP requests to ``base_url + path``; raises only our errors."""
 
+    # The caller's HTTP library, whose exceptions ec2-metadata users catch (see compat).
+    library: Optional[str] = None
+
     def request(
         self, method: str, path: str, headers: Dict[str, str], timeout: float
     ) -> Response:  # pragma: no cover - interface
@@ -115,6 +118,8 @@ class StdlibTransport(Transport):
 
 
 class RequestsTransport(Transport):
+    library = "requests"
+
     def __init__(self, base_url: str, session: requests.Session) -> None:
         self._base = base_url.rstrip("/")
         self.session = session

@@ -25,6 +25,7 @@ from collections import deque
 from typing import Any, Callable, Deque, Dict, Iterable, List, NamedTuple, Optional, Tuple, Union
 from urllib.parse import quote
 
+from .config import host_port
 from .errors import IMDSError, IMDSTimeoutError, IMDSUnavailableError
 
 USER_AGENT = "ec2-metadata-core"
@@ -194,6 +195,49 @@ class _Malformed(Exception):
     """Internal: the bytes on the wire are not a usable HTTP answer."""
 
 
+def connect(host: str, port: int, https: bool, timeout: float, where: str) -> socket.socket:
+    """A connected socket (TLS-wrapped for https), or the one-line error saying why not.
+
+    Whatever connecting can raise (refused, unreachable, DNS, a name the IDNA
+    codec rejects, a TLS handshake with a plain-HTTP server) ends as an
+    ``IMDSUnavailableError``, a timeout as an ``IMDSTimeoutError``.
+    """
+    sock: Optional[socket.socket] = None
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if https:
+            import ssl
+
+            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+        return sock
+    except socket.timeout:
+        error: IMDSError = IMDSTimeoutError(
+            "could not connect to IMDS at {} within {:g}s".format(where, timeout)
+        )
+    except (OSError, ValueError, OverflowError) as exc:  # UnicodeError: IDNA refused the name
+        error = IMDSUnavailableError("cannot reach IMDS at {}: {}".format(where, _why(exc, https)))
+    if sock is not None:
+        sock.close()
+    raise error
+
+
+def _why(exc: BaseException, https: bool) -> str:
+    """The cause of a failed connect, and what it most likely means, for one line."""
+    import ssl
+
+    if isinstance(exc, ssl.SSLError):
+        hint = "IMDS speaks plain HTTP: use an http:// endpoint" if https else NOT_REACHED_HINT
+        return "TLS handshake failed: {} ({})".format(exc.reason or type(exc).__name__, hint)
+    if isinstance(exc, socket.gaierror):
+        reason = "cannot resolve the host name: {}".format(exc.strerror or type(exc).__name__)
+    elif isinstance(exc, OSError):
+        reason = exc.strerror or type(exc).__name__
+    else:  # the IDNA codec refusing a host name, a port out of range
+        reason = "invalid host name or port: {}".format(str(exc).split("\n", 1)[0])
+    return "{} ({})".format(reason, NOT_REACHED_HINT)
+
+
 class Pool:
     """Kept-alive sockets to one host, shared by every thread."""
 
@@ -209,7 +253,7 @@ class Pool:
         self.connections_opened = 0
 
     def describe(self) -> str:
-        return "{}:{}".format(self.host, self.port)
+        return host_port(self.host, self.port)
 
     def acquire(self, timeout: float) -> Tuple[socket.socket, bool]:
         """A socket and whether it was reused (a reused one may have gone stale)."""
@@ -218,22 +262,7 @@ class Pool:
                 sock = self._idle.pop()
                 sock.settimeout(timeout)
                 return sock, True
-        try:
-            sock = socket.create_connection((self.host, self.port), timeout=timeout)
-        except socket.timeout:
-            raise IMDSTimeoutError(
-                "could not connect to IMDS at {} within {:g}s".format(self.describe(), timeout)
-            ) from None
-        except OSError as exc:
-            reason = exc.strerror or type(exc).__name__
-            raise IMDSUnavailableError(
-                "cannot reach IMDS at {}: {} ({})".format(self.describe(), reason, NOT_REACHED_HINT)
-            ) from None
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self.https:
-            import ssl
-
-            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=self.host)
+        sock = connect(self.host, self.port, self.https, timeout, self.describe())
         with self._lock:
             self.connections_opened += 1
         return sock, False

@@ -26,7 +26,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Dict, List, NamedTuple, Optional
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD_SCRIPT = REPO / "ansible_collection" / "build.py"
@@ -52,6 +52,44 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+# A name whose lookup fails. No resolver is asked: ``no_dns`` and ``no_dns_env``
+# make getaddrinfo fail for it at once, as a resolver answering NXDOMAIN would
+# (a real lookup would send a packet off this machine).
+UNRESOLVABLE = "imds.unresolvable.invalid"
+_NO_DNS = """\
+import socket
+
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def getaddrinfo(host, *args, **kwargs):
+    if host == {name!r}:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    return _real_getaddrinfo(host, *args, **kwargs)
+""".format(name=UNRESOLVABLE)
+
+
+@contextlib.contextmanager
+def no_dns(monkeypatch: Any) -> Iterator[None]:
+    """In this process: ``UNRESOLVABLE`` does not resolve."""
+    namespace: Dict[str, Any] = {}
+    exec(_NO_DNS, namespace)
+    with monkeypatch.context() as patch:
+        patch.setattr(socket, "getaddrinfo", namespace["getaddrinfo"])
+        yield
+
+
+def no_dns_env(directory: Path) -> Dict[str, str]:
+    """Environment for a child process in which ``UNRESOLVABLE`` does not resolve."""
+    site = directory / "no-dns-site"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(
+        _NO_DNS + "socket.getaddrinfo = getaddrinfo\n", encoding="utf-8"
+    )
+    path = os.environ.get("PYTHONPATH")
+    return {"PYTHONPATH": str(site) + (os.pathsep + path if path else "")}
 
 
 # -- the CLI ---------------------------------------------------------------------

@@ -210,3 +210,196 @@ def test_output_is_utf8_whatever_the_locale(sim: Simulator) -> None:
     dump = run("dump", "--keys", "tags", endpoint=sim.url, env=env)
     assert json.loads(dump.stdout)["tags"]["Owner"] == "Jörg €"
     assert got.stdout == "Jörg €\n"
+
+
+def test_version() -> None:
+    from importlib.metadata import version
+
+    proc = run("--version")
+    assert (proc.returncode, proc.stdout) == (
+        0,
+        "ec2-metadata-core {}\n".format(version("ec2-metadata-core")),
+    )
+
+
+def test_connection_options_go_before_or_after_the_command(sim: Simulator) -> None:
+    for args in (
+        ("--endpoint", sim.url, "get", "region"),
+        ("get", "region", "--endpoint", sim.url),
+        ("--endpoint", "http://127.0.0.1:9", "get", "region", "--endpoint", sim.url),
+    ):
+        proc = run(*args)
+        assert (proc.returncode, proc.stdout) == (0, "eu-central-1\n"), (args, proc.stderr)
+    proc = run("--attempts", "1", "--endpoint", "http://127.0.0.1:9", "dump", "--format", "flat")
+    assert "cannot reach IMDS at 127.0.0.1:9" in assert_one_line_error(proc, 1)
+
+
+def test_an_ipv6_endpoint_is_named_with_brackets() -> None:
+    with Simulator() as stopped:
+        port = stopped.port
+    line = assert_one_line_error(
+        run("get", "region", "--attempts", "1", endpoint="http://[::1]:{}".format(port)), 1
+    )
+    assert "cannot reach IMDS at [::1]:{}: ".format(port) in line
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("get", "region"),
+        ("dump",),
+        ("dump", "--format", "env"),
+        ("get", "user-data"),
+        ("--help",),
+        ("get", "--help"),
+        ("--version",),
+    ],
+    ids=" ".join,
+)
+@pytest.mark.parametrize("stdout", ["> /dev/full", ">&-"])
+def test_output_that_cannot_be_written_is_one_line_exit_1(
+    sim: Simulator, args: tuple, stdout: str
+) -> None:
+    # As a shell runs it: `ec2-metadata-core get region > /dev/full`, `... >&-`.
+    script = 'exec "$@" {}'.format(stdout)
+    proc = subprocess.run(
+        [
+            "sh",
+            "-c",
+            script,
+            "sh",
+            sys.executable,
+            "-m",
+            "ec2_metadata_core",
+            *args,
+            "--endpoint",
+            sim.url,
+        ]
+        if args[-1] != "--help" and args != ("--version",)
+        else ["sh", "-c", script, "sh", sys.executable, "-m", "ec2_metadata_core", *args],
+        capture_output=False,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    reason = "No space left on device" if stdout == "> /dev/full" else "standard output is closed"
+    assert lines[0] == "ec2-metadata-core: error: cannot write the output: " + reason
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("events_maintenance_scheduled.0.Code", "system-reboot\n"),
+        ("events-maintenance-scheduled.0.NotBefore", "14 Dec 2026 09:00:43 GMT\n"),
+        ("instance_identity_document.marketplaceProductCodes.0", "3f8t6t8fp5m9xx18yzwriozxi\n"),
+        ("tags_Name", "web-01\n"),
+        ("tags_aws_autoscaling_groupName", "web-asg\n"),
+        ("tags_env_tier", "backend\n"),
+        ("events_maintenance_scheduled_0_Code", "system-reboot\n"),
+    ],
+)
+def test_get_takes_list_indexes_and_flat_names(sim: Simulator, name: str, expected: str) -> None:
+    proc = run("get", name, endpoint=sim.url)
+    assert (proc.returncode, proc.stdout) == (0, expected), proc.stderr
+
+
+def test_get_of_every_flat_name_gives_the_flat_value(sim: Simulator) -> None:
+    flat = json.loads(run("dump", "--format", "flat", endpoint=sim.url).stdout)
+    suffixed = [key for key in flat if key.startswith("tags_env_tier_")]
+    assert suffixed
+    subnets = [k for k in flat if k.startswith("network_interfaces_") and k.endswith("_subnet_id")]
+    assert len(subnets) == 2
+    for key in ["region", *subnets, *suffixed]:
+        proc = run("get", key, endpoint=sim.url)
+        assert proc.stdout == str(flat[key]) + "\n", (key, proc.stderr)
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("region.foo", "region is a string, not an object or a list"),
+        ("ami_launch_index.0", "ami_launch_index is a number or boolean"),
+        ("security_groups.first", "security_groups is a list: 'first' is not an index"),
+        ("tags.Name.x", "tags.Name is a string"),
+        ("region_foo", "unknown name 'region_foo'"),
+    ],
+)
+def test_a_path_through_a_scalar_is_a_usage_error(sim: Simulator, name: str, says: str) -> None:
+    assert says in assert_one_line_error(run("get", name, endpoint=sim.url), 2)
+
+
+def test_an_index_past_the_end_is_absent(sim: Simulator) -> None:
+    line = assert_one_line_error(
+        run("get", "events_maintenance_scheduled.9.Code", endpoint=sim.url), 3
+    )
+    assert "events_maintenance_scheduled.9.Code is absent" in line
+
+
+def test_an_unknown_name_says_what_was_meant_in_one_short_line(sim: Simulator) -> None:
+    line = assert_one_line_error(run("get", "regoin", endpoint=sim.url), 2)
+    assert line.endswith(": unknown name 'regoin': did you mean region? ('dump' shows every name)")
+    line = assert_one_line_error(run("dump", "--keys", "region,instance-idd", endpoint=sim.url), 2)
+    assert "did you mean instance_id or" in line and len(line) < 200
+
+
+def test_get_tags_with_tags_off_says_how_to_enable_them(sim: Simulator) -> None:
+    sim.tags_enabled = False
+    for name in ("tags", "tags.Name", "tags_Name"):
+        line = assert_one_line_error(run("get", name, endpoint=sim.url), 3)
+        assert line.startswith("ec2-metadata-core: {} is absent: ".format(name))
+        assert "--instance-metadata-tags enabled" in line
+
+
+def test_prefix_is_one_rule_for_flat_and_env(sim: Simulator) -> None:
+    plain = json.loads(run("dump", "--format", "flat", endpoint=sim.url).stdout)
+    flat = json.loads(run("dump", "--format", "flat", "--prefix", "ec2_", endpoint=sim.url).stdout)
+    # The prefix goes in front of each name; the collision suffixes stay as they were.
+    assert flat == {"ec2_" + key: value for key, value in plain.items()}
+    env = run("dump", "--format", "env", "--prefix", "ec2_", endpoint=sim.url).stdout
+    names = [
+        line.split("=", 1)[0].replace("export ", "", 1)
+        for line in env.splitlines()
+        if line.startswith("export ")
+    ]
+    assert names == list(flat)
+    assert run("dump", "--format", "env", endpoint=sim.url).stdout == env  # ec2_ is env's default
+
+
+@pytest.mark.parametrize("prefix", ["my-", "9", "a b", "é"])
+@pytest.mark.parametrize("form", ["flat", "env"])
+def test_a_prefix_that_makes_no_identifiers_is_refused(
+    sim: Simulator, prefix: str, form: str
+) -> None:
+    line = assert_one_line_error(
+        run("dump", "--format", form, "--prefix", prefix, endpoint=sim.url), 2
+    )
+    assert "prefix {!r} would not make identifiers".format(prefix) in line
+    assert sim.stats.requests == 0
+
+
+@pytest.mark.parametrize("form", ["json", "yaml"])
+def test_prefix_with_json_or_yaml_is_refused_not_ignored(sim: Simulator, form: str) -> None:
+    line = assert_one_line_error(
+        run("dump", "--format", form, "--prefix", "x_", endpoint=sim.url), 2
+    )
+    assert "--prefix applies to --format flat and env only" in line
+
+
+def test_every_connection_option_is_taken_on_either_side_of_the_command() -> None:
+    from ec2_metadata_core.cli import _parser
+
+    before = _parser().parse_args(
+        ["--ipv6", "--timeout", "0.5", "--attempts", "2", "--allow-imdsv1", "get", "region"]
+    )
+    after = _parser().parse_args(
+        ["get", "region", "--ipv6", "--timeout", "0.5", "--attempts", "2", "--allow-imdsv1"]
+    )
+    for args in (before, after):
+        got = (args.endpoint_mode, args.timeout, args.attempts, args.allow_imdsv1, args.endpoint)
+        assert got == ("IPv6", 0.5, 2, True, None)
+    neither = _parser().parse_args(["dump"])
+    assert (neither.endpoint_mode, neither.timeout, neither.allow_imdsv1) == (None, None, None)

@@ -26,6 +26,7 @@ from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tu
 import pytest
 from fault_support import (
     FACES,
+    UNRESOLVABLE,
     Outcome,
     ansible_facts_module,
     ansible_gather,
@@ -34,6 +35,8 @@ from fault_support import (
     free_port,
     grains_gather,
     grains_opts,
+    no_dns,
+    no_dns_env,
     run_cli,
 )
 
@@ -60,14 +63,15 @@ Knob = Callable[[Simulator], None]
 class Row(NamedTuple):
     """One case of the matrix.
 
-    ``data`` changes what the instance holds (part of the right answer);
-    ``knobs`` make the service misbehave afterwards. ``error`` is the
-    library's exception type, ``None`` when every face must give the right
-    value; ``says`` is in every face's message. ``grains_absent``: the grain's
-    probe takes this for "not on EC2" (no grain, no warning). ``check`` looks
-    at the simulator's counters to prove the fault really happened. ``faces``: rows
-    that take seconds run on the library and the CLI only (the Ansible module
-    and the grains run the same core, shipped byte for byte).
+        ``data`` changes what the instance holds (part of the right answer);
+        ``knobs`` make the service misbehave afterwards. ``error`` is the
+        library's exception type, ``None`` when every face must give the right
+        value; ``says`` is in every face's message. ``grains_absent``: the grain's
+        probe takes this for "not on EC2" (no grain, no warning). ``check`` looks
+        at the simulator's counters to prove the fault really happened. ``endpoint``:
+    the URL the faces are given instead of the simulator's. ``faces``: rows
+        that take seconds run on the library and the CLI only (the Ansible module
+        and the grains run the same core, shipped byte for byte).
     """
 
     id: str
@@ -80,6 +84,7 @@ class Row(NamedTuple):
     grains_absent: bool = False
     check: Optional[Knob] = None
     refused: bool = False
+    endpoint: Optional[Callable[[Simulator], str]] = None
     faces: Tuple[str, ...] = FACES
 
 
@@ -286,6 +291,33 @@ ROWS: List[Row] = [
         grains_absent=True,
         refused=True,
     ),
+    Row(
+        "https-endpoint-on-plain-http",
+        nothing,
+        options={"attempts": 2},
+        error=IMDSUnavailableError,
+        says="TLS handshake failed: WRONG_VERSION_NUMBER (IMDS speaks plain HTTP",
+        grains_absent=True,
+        endpoint=lambda sim: sim.url.replace("http://", "https://"),
+    ),
+    Row(
+        "host-name-that-does-not-resolve",
+        nothing,
+        options={"attempts": 2},
+        error=IMDSUnavailableError,
+        says="cannot resolve the host name",
+        grains_absent=True,
+        endpoint=lambda sim: "http://{}:{}".format(UNRESOLVABLE, sim.port),
+    ),
+    Row(
+        "host-name-the-idna-codec-refuses",
+        nothing,
+        options={"attempts": 2},
+        error=IMDSUnavailableError,
+        says="invalid host name or port",
+        grains_absent=True,
+        endpoint=lambda sim: "http://{}.example".format("a" * 64),
+    ),
     # -- bodies
     Row(
         "truncated-bodies",
@@ -394,7 +426,7 @@ def face_outcome(
     caplog: pytest.LogCaptureFixture,
 ) -> Outcome:
     if face == "cli":
-        return cli_dump(url, options)
+        return cli_dump(url, options, env=no_dns_env(tmp_path))
     if face == "ansible":
         return ansible_gather(facts_module, url, options)
     if face == "grains":
@@ -434,6 +466,7 @@ def test_fault_matrix(
     facts_module: Any,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     if row.data is not None:
         row.data(sim)
@@ -441,8 +474,11 @@ def test_fault_matrix(
     row.knobs(sim)
     sim.reset_stats()
     url = "http://127.0.0.1:{}".format(free_port()) if row.refused else sim.url
+    if row.endpoint is not None:
+        url = row.endpoint(sim)
 
-    got = face_outcome(face, url, row.options, facts_module, tmp_path, caplog)
+    with no_dns(monkeypatch):
+        got = face_outcome(face, url, row.options, facts_module, tmp_path, caplog)
 
     if row.error is None:
         assert got.error is None, got.error

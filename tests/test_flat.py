@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -61,7 +62,7 @@ def test_lists_of_mappings_are_numbered_and_nulls_kept() -> None:
         "public_ipv4": None,
         "security_groups": ["a", "b"],
     }
-    assert flatten(snap, prefix="ec2") == {
+    assert flatten(snap, root="ec2") == {
         "ec2_events_maintenance_scheduled_0_Code": "system-reboot",
         "ec2_events_maintenance_scheduled_1_Code": "instance-stop",
         "ec2_public_ipv4": None,
@@ -113,3 +114,12 @@ def test_env_lines_are_shell_safe(tags: dict[str, str]) -> None:
         else:
             expected.append(value)
     assert out.decode("utf-8").split("\0")[:-1] == expected
+
+
+def test_to_env_refuses_a_prefix_that_makes_no_shell_names() -> None:
+    from ec2_metadata_core.errors import ConfigError
+
+    assert to_env({"region": "eu-west-1"}, "ec2_") == "export ec2_region=eu-west-1"
+    for prefix in ("my-", "9", "a b"):
+        with pytest.raises(ConfigError, match="would not make identifiers"):
+            to_env({"region": "eu-west-1"}, prefix)

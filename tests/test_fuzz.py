@@ -402,15 +402,15 @@ def leaf_paths(value: Any, path: Tuple[str, ...] = ()) -> Dict[Tuple[str, ...], 
 
 
 @FEWER
-@given(snap=SNAPSHOTS, prefix=st.sampled_from(["", "ec2"]))
+@given(snap=SNAPSHOTS, root=st.sampled_from(["", "ec2"]))
 def test_flattening_loses_nothing_and_names_are_identifiers(
-    snap: Dict[str, Any], prefix: str
+    snap: Dict[str, Any], root: str
 ) -> None:
-    flat = flatten_with_paths(snap, prefix)
+    flat = flatten_with_paths(snap, root)
     assert all(IDENTIFIER.match(key) for key in flat)
-    expected = leaf_paths(snap, (prefix,) if prefix else ())
+    expected = leaf_paths(snap, (root,) if root else ())
     assert {path: value for path, value in flat.values()} == expected
-    assert flatten_with_paths(dict(reversed(list(snap.items()))), prefix) == flat
-    values = flatten(snap, prefix)
+    assert flatten_with_paths(dict(reversed(list(snap.items()))), root) == flat
+    values = flatten(snap, root)
     env = to_env(values, "ec2_")
     assert all("export ec2_{}=".format(key) in env for key in values)

@@ -552,3 +552,10 @@ def test_identity_document_is_the_json_imds_serves(imds_simulator: Simulator) ->
     document = EC2Metadata().instance_identity_document
     assert document == json.loads(json.dumps(DOCUMENT))
     assert document["region"] == "eu-central-1"
+
+
+def test_primary_network_interface_is_the_one_of_mac(imds_simulator: Simulator) -> None:
+    metadata = EC2Metadata()
+    primary = metadata.primary_network_interface
+    assert primary is metadata.network_interfaces[metadata.mac]
+    assert primary.device_number == 0

@@ -10,6 +10,7 @@ from typing import Any, Dict, Iterator
 import pytest
 
 from ec2_metadata_core import EC2Metadata, IMDSHTTPError
+from ec2_metadata_core.flat import flatten
 from ec2_metadata_core.lazy import leaves
 from ec2_metadata_core.sensitive import SECRET_KEYS
 from ec2_metadata_core.simulator import Simulator, load_instance
@@ -171,3 +172,24 @@ def test_keys_limit_the_gather(sim: Simulator) -> None:
 
 def test_snapshot_keys_match_a_full_snapshot(sim: Simulator) -> None:
     assert list(snapshot(metadata(sim))) == snapshot_keys()
+
+
+def test_the_primary_interface_has_a_name_that_needs_no_mac(sim: Simulator) -> None:
+    snap = snapshot(metadata(sim))
+    assert snap["primary_network_interface"] == snap["network_interfaces"][snap["mac"]]
+    assert snap["primary_network_interface"]["device_number"] == 0
+    flat = flatten(snap)
+    mac_key = snap["mac"].replace(":", "_")
+    for name in ("subnet_id", "private_ipv4s", "vpc_id", "interface_id"):
+        assert (
+            flat["primary_network_interface_" + name]
+            == flat["network_interfaces_{}_{}".format(mac_key, name)]
+        )
+
+
+def test_the_primary_interface_alone_is_one_pass_no_misses(sim: Simulator) -> None:
+    stats: Dict[str, Any] = {}
+    snap = snapshot(metadata(sim), keys=["primary_network_interface"], stats=stats)
+    assert snap["primary_network_interface"]["subnet_id"].startswith("subnet-")
+    assert stats["misses"] == []
+    assert sim.stats.token_requests == 1

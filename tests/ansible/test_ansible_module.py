@@ -308,6 +308,21 @@ def test_refused_endpoint_fails_naming_the_cause(
     assert "ansible_facts" not in gathered
 
 
+def test_https_endpoint_on_plain_http_fails_in_one_line(
+    imds_simulator_factory: Callable[..., Simulator],
+    gather_failing: Callable[..., Dict[str, Any]],
+) -> None:
+    plain = imds_simulator_factory()
+    https = plain.url.replace("http://", "https://")
+    gathered = gather_failing({"AWS_EC2_METADATA_SERVICE_ENDPOINT": https}, attempts=1)
+    assert gathered["failed"] is True
+    message = gathered["msg"]
+    assert message.startswith("cannot read EC2 instance metadata: cannot reach IMDS at 127.0.0.1:")
+    assert "TLS handshake failed" in message and "use an http:// endpoint" in message
+    assert "\n" not in message and "Module failed" not in message
+    assert "ansible_facts" not in gathered
+
+
 def test_silent_endpoint_fails_within_the_timeout_naming_the_cause(
     imds_simulator_factory: Callable[..., Simulator],
     gather_failing: Callable[..., Dict[str, Any]],

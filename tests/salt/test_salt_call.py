@@ -118,6 +118,19 @@ def test_refused_endpoint_no_grain_clean_log(minion: Callable[..., Minion]) -> N
     print("refused IMDS: salt-call grains.items {:+.2f}s vs disabled".format(result.seconds - base))
 
 
+def test_https_endpoint_on_plain_http_no_grain_no_traceback(
+    imds_simulator: Simulator, minion: Callable[..., Minion]
+) -> None:
+    target = minion({"endpoint": imds_simulator.url.replace("http://", "https://")})
+    result = salt_call(target, "grains.items")
+    assert "ec2" not in result.value and "ec2_tags" not in result.value
+    log_text = target.log.read_text()
+    assert "Traceback" not in log_text and "[CRITICAL" not in log_text, log_text
+    loud = loud_lines(target.log)
+    # Quiet, as for a refused port, or at most one warning that names the cause.
+    assert len(loud) <= 1 and all("TLS handshake failed" in line for line in loud), loud
+
+
 def test_silent_endpoint_no_grain_clean_log_then_remembered(
     imds_simulator_factory: Callable[..., Simulator],
     minion: Callable[..., Minion],
