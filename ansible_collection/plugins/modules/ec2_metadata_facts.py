@@ -595,6 +595,18 @@ ansible_facts:
             type: int
             returned: success
             sample: 2
+          primary_network_interface:
+            description:
+              - The primary interface (the one whose MAC is C(mac)), with the same keys as each
+                entry of C(network_interfaces), for templates that cannot know the MAC -
+                C(ansible_facts.ec2.primary_network_interface.subnet_id).
+            type: dict
+            returned: success
+            sample:
+              device_number: 0
+              interface_id: eni-0a1b2c3d4e5f60001
+              subnet_id: subnet-0a1b2c3d4e5f60001
+              vpc_id: vpc-0a1b2c3d4e5f60001
           private_hostname:
             description: The private IPv4 DNS hostname of the instance.
             type: str
