@@ -11,10 +11,8 @@ from __future__ import annotations
 
 from ansible.plugins.action import ActionBase
 from ansible.utils.vars import merge_hash
+from ansible_collections.imds.ec2.plugins.module_utils.ansible_face import FACT
 from ansible_collections.imds.ec2.plugins.module_utils.sensitive import holds_sensitive
-
-# The fact the module sets (Ansible shows it as ansible_facts.ec2 and ansible_ec2).
-FACT = "ansible_ec2"
 
 
 def holds_secrets(result):
