@@ -120,7 +120,7 @@ def salt(tmp: Path, env: Dict[str, str]) -> None:
     salt_call = [str(BIN / "salt-call"), "--local", "-c", str(conf), "--log-level=quiet"]
     run([*salt_call, "grains.get", "ec2:availability_zone"], env)
     run([*salt_call, "match.grain", "ec2:tags:Role:web"], env)
-    run([*salt_call, "grains.get", "ec2_tags:aws_autoscaling_groupName"], env)
+    run([*salt_call, "grains.get", "ec2_tags_safe:aws_autoscaling_groupName"], env)
 
 
 def free_port() -> int:

@@ -60,6 +60,24 @@ def local_inventory(hosts: Dict[str, Path]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def git_repo(path: Path, files: Dict[str, str]) -> str:
+    """A git repository at ``path`` holding ``files``, committed; its file:// URL."""
+    path.mkdir(parents=True)
+    for name, text in files.items():
+        (path / name).write_text(text)
+    env = dict(
+        os.environ,
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@example.invalid",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@example.invalid",
+        GIT_CONFIG_GLOBAL=os.devnull,
+    )
+    for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "site"]):
+        subprocess.run(["git", *command], cwd=str(path), env=env, check=True, timeout=60)
+    return path.as_uri()
+
+
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text())
 

@@ -126,8 +126,8 @@ def targeted(fleet: Fleet, target: str, *options: str) -> List[str]:
         ("ec2:availability_zone:us-east-1a", []),
         ("ec2:tags:Role:web", ["web-1"]),
         ("ec2:tags:Role:db", ["db-1"]),
-        ("ec2_tags:aws_autoscaling_groupName:db-asg", ["db-1"]),
-        ("ec2_tags:aws_autoscaling_groupName:*-asg", ["db-1", "web-1"]),
+        ("ec2_tags_safe:aws_autoscaling_groupName:db-asg", ["db-1"]),
+        ("ec2_tags_safe:aws_autoscaling_groupName:*-asg", ["db-1", "web-1"]),
     ],
 )
 def test_grain_targeting(fleet: Fleet, target: str, expected: List[str]) -> None:
