@@ -22,9 +22,8 @@ def readme_blocks(path: Path) -> List[Block]:
     ]
 
 
-def readme_block(path: Path, after: str) -> str:
-    """The text of the first fenced code block after the line ``after``."""
-    text = path.read_text(encoding="utf-8")
-    match = _FENCE.search(text, text.index(after + "\n"))
-    assert match is not None, "no code block after {!r} in {}".format(after, path)
-    return textwrap.dedent(match.group(3))
+def readme_block(path: Path, first_line: str) -> str:
+    """The text of the one fenced code block whose first line is ``first_line``."""
+    found = [b.text for b in readme_blocks(path) if b.text.splitlines()[:1] == [first_line]]
+    assert len(found) == 1, "{} blocks start with {!r} in {}".format(len(found), first_line, path)
+    return found[0]

@@ -8,6 +8,7 @@ the client shipped in the collection.
 
 from __future__ import annotations
 
+import shlex
 import signal
 import subprocess
 import time
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.slow
 README = REPO / "ansible_collection" / "README.md"
 SPOT_PATH = "meta-data/spot/instance-action"
 DRAIN_TASK = "TASK [Leave the load balancer]"
+RUN_LINE = "ansible-rulebook --rulebook rulebook.yml -i inventory.yml --verbose"
 # A rulebook that records every event it gets, one line per playbook run
 # (the event's uuid is unique, so a duplicate would be a second line).
 RECORDER = """\
@@ -70,13 +72,13 @@ def rulebook_env(ansible_env: Dict[str, str], imds_simulator: Simulator) -> Dict
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """The README's rulebook, playbook and inventory, polling fast and draining into tmp_path."""
-    rulebook = readme_block(README, "`rulebook.yml`:")
+    rulebook = readme_block(README, "# rulebook.yml")
     assert "interval: 5\n" in rulebook
     (tmp_path / "rulebook.yml").write_text(rulebook.replace("interval: 5\n", "interval: 0.2\n"))
-    playbook = readme_block(README, "`drain.yml` (your own drain steps go here):")
+    playbook = readme_block(README, "# drain.yml, your own drain steps go here")
     drained = str(tmp_path / "drained")
     (tmp_path / "drain.yml").write_text(playbook.replace("/run/ec2-spot-drain", drained))
-    (tmp_path / "inventory.yml").write_text(readme_block(README, "`inventory.yml`:"))
+    (tmp_path / "inventory.yml").write_text(readme_block(README, "# inventory.yml"))
     return tmp_path
 
 
@@ -86,8 +88,8 @@ class Rulebook:
     def __init__(self, directory: Path, env: Dict[str, str], *args: str) -> None:
         self.log = directory / "rulebook.log"
         self._out = self.log.open("w")
-        command = [str(VENV_BIN / "ansible-rulebook"), "--rulebook", "rulebook.yml"]
-        command += ["-i", "inventory.yml", "--verbose", *args]
+        (line,) = readme_block(README, RUN_LINE).splitlines()
+        command = [str(VENV_BIN / "ansible-rulebook"), *shlex.split(line)[1:], *args]
         self.process = subprocess.Popen(
             command, cwd=str(directory), env=env, stdout=self._out, stderr=subprocess.STDOUT
         )

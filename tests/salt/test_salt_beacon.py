@@ -14,10 +14,13 @@ from typing import Any, Dict, Iterator, List
 import pytest
 import salt.beacons
 import salt.config
+import yaml
+from readme_support import readme_block
 
 from ec2_metadata_core.simulator import Fault, Simulator
 from saltext.imds_ec2 import beacon as beacon_impl
 
+README = Path(__file__).resolve().parents[2] / "salt_grains" / "README.md"
 MINION_ID = "web-1"
 PREFIX = "salt/beacon/{}/ec2_metadata/".format(MINION_ID)
 SPOT_PATH = "meta-data/spot/instance-action"
@@ -125,7 +128,8 @@ def test_notices_posted_during_an_outage_arrive_after_it_with_one_warning(
 
 
 def test_off_ec2_the_beacon_is_silent(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    loop = Loop(minion_opts(tmp_path, [], endpoint="http://127.0.0.1:9"))
+    # No endpoint set: the AWS variable (tests/conftest.py) names a closed port.
+    loop = Loop(minion_opts(tmp_path, []))
     with caplog.at_level(logging.DEBUG):
         assert [loop.run() for _ in range(3)] == [[]] * 3
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
@@ -176,3 +180,10 @@ def test_an_expired_token_mid_watch_loses_nothing(
         assert tags(loop.run()) == [PREFIX + "spot/interruption"]
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert imds_simulator.stats.token_requests == 2
+
+
+def test_the_readmes_beacon_config_is_valid(tmp_path: Path) -> None:
+    text = readme_block(README, "# /etc/salt/minion.d/beacons.conf (or the minion's pillar)")
+    config = yaml.safe_load(text)["beacons"]["ec2_metadata"]
+    loop = Loop(minion_opts(tmp_path, config))
+    assert loop.validate(config) == (True, "valid ec2_metadata beacon configuration")

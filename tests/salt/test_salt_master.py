@@ -9,6 +9,7 @@ of salt_grains/README.md must drain the minion.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Tuple
@@ -40,12 +41,10 @@ def reactor_example(root: Path, drained: Path) -> List[Dict[str, List[str]]]:
     (root / "reactor").mkdir()
     (root / "salt").mkdir()
     reactor_file = root / "reactor" / "spot-drain.sls"
-    reactor_file.write_text(readme_block(README, "`/srv/reactor/spot-drain.sls`:"))
-    drain = readme_block(README, "`/srv/salt/drain.sls` (your own drain steps: take the node out")
+    reactor_file.write_text(readme_block(README, "# /srv/reactor/spot-drain.sls"))
+    drain = readme_block(README, "# /srv/salt/drain.sls")
     (root / "salt" / "drain.sls").write_text(drain.replace("/run/ec2-spot-drain", str(drained)))
-    reactor = yaml.safe_load(
-        readme_block(README, "On the master, map the spot tag to a reactor file:")
-    )
+    reactor = yaml.safe_load(readme_block(README, "# /etc/salt/master.d/reactor.conf"))
     text = yaml.safe_dump(reactor["reactor"])
     text = text.replace("/srv/reactor/spot-drain.sls", str(reactor_file))
     config: List[Dict[str, List[str]]] = yaml.safe_load(text)
@@ -194,6 +193,11 @@ def test_the_beacon_puts_a_spot_notice_on_the_masters_bus_once(
         assert event.data["notice"] == notice
         assert event.data["time"] == "2026-11-28T08:22:00Z"
         assert event.data["instance_id"] == "i-0123456789abcdef0"
+        # The README's example event is this one (Salt's own _stamp aside).
+        example = readme_block(README, "salt/beacon/web-1/ec2_metadata/spot/interruption\t{")
+        tag, shown = example.split("\t", 1)
+        assert tag == SPOT_TAG
+        assert {k: v for k, v in json.loads(shown).items() if k != "_stamp"} == event.data
         # The beacon keeps polling (the simulator counts its reads); the notice
         # stays posted, and no second event comes.
         polls_then = spot_reads(fleet.web)
