@@ -230,7 +230,7 @@ def to_json(value: Any) -> JSON:
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     if isinstance(value, SpotInstanceAction):
-        return {"action": value.action, "time": value.time.isoformat().replace("+00:00", "Z")}
+        return {"action": value.action, "time": parse.iso_utc(value.time)}
     if isinstance(value, NetworkInterface):
         data = {name: to_json(getattr(value, name)) for name in dict(leaves(NetworkInterface))}
         data["mac"] = value.mac
