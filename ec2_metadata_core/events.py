@@ -165,13 +165,13 @@ def select_kinds(spec: Union[str, Iterable[str], None]) -> FrozenSet[str]:
         name = str(raw).strip()
         if not name:
             continue
-        matched = [kind for kind in KINDS if name in (kind, kind.split("/")[0])]
+        matched = [kind for kind in KINDS if name in (kind, kind.partition("/")[0])]
         if not matched:
             raise ConfigError(
                 "unknown event kind {!r}; kinds: {} (or a group: {})".format(
                     name,
                     ", ".join(KINDS),
-                    ", ".join(sorted({kind.split("/")[0] for kind in KINDS})),
+                    ", ".join(sorted({kind.partition("/")[0] for kind in KINDS})),
                 )
             )
         chosen.update(matched)
@@ -401,7 +401,8 @@ class Watcher:
         def when(body: bytes, document: Dict[str, Any]) -> dt.datetime:
             # The model's parser checks the action too.
             action = EC2Metadata.spot_instance_action.parse(SPOT_PATH, body)
-            assert action is not None  # the body is a JSON object
+            if action is None:  # not reached: the body is a JSON object
+                raise MalformedResponseError(SPOT_PATH, "spot instance action")
             return action.time
 
         return self._notice(SPOT, SPOT_PATH, outcomes, when)

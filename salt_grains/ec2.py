@@ -21,7 +21,7 @@ from ec2_metadata_core.presence import is_turned_off
 from ec2_metadata_core.presence import probe as probe_client
 
 from . import negative
-from .options import Options, from_minion_opts
+from .options import Options, connection_settings, from_minion_opts
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ _endpoints: Dict[config.Settings, _Endpoint] = {}
 _endpoints_lock = threading.Lock()
 
 
-def _endpoint_for(settings: config.Settings) -> _Endpoint:
+def endpoint_for(settings: config.Settings) -> _Endpoint:
     with _endpoints_lock:
         endpoint = _endpoints.get(settings)
         if endpoint is None:
@@ -135,9 +135,9 @@ def _not_found(
     negative.remember(remembered, settings.endpoint, seconds, retry_after=retry)
 
 
-def _present(options: Options, settings: config.Settings, cachedir: Optional[str]) -> bool:
-    """Whether to gather: IMDS confirmed in this process, or the probe finds one now."""
-    endpoint = _endpoint_for(settings)
+def present(options: Options, settings: config.Settings, cachedir: Optional[str]) -> bool:
+    """Whether to read IMDS (grain, beacon): confirmed in this process, or a probe finds it."""
+    endpoint = endpoint_for(settings)
     if endpoint.confirmed:
         return True
     remembered = negative.path_in(cachedir)
@@ -160,7 +160,7 @@ def _hint_tags(settings: config.Settings, data: Mapping[str, Any]) -> None:
     """Once per process and endpoint: why there are no tag grains, and how to get them."""
     if data.get(_TAGS) is not None:
         return
-    endpoint = _endpoint_for(settings)
+    endpoint = endpoint_for(settings)
     if not endpoint.tags_hint_given:
         endpoint.tags_hint_given = True
         log.info("ec2_tags grain omitted: %s", TagsNotEnabledError())
@@ -185,26 +185,20 @@ def _grains(opts: Mapping[str, Any]) -> Dict[str, Any]:
         if not options.enabled:
             log.debug("ec2 grain skipped: ec2_metadata.enabled is false")
             return {}
-        settings = config.resolve(
-            endpoint=options.endpoint,
-            endpoint_mode=options.endpoint_mode,
-            timeout=options.timeout,
-            attempts=options.attempts,
-            allow_imdsv1=options.allow_imdsv1,
-        )
+        settings = connection_settings(options)
     except ConfigError as exc:
         log.warning("ec2 grain omitted: invalid setting: %s", exc)
         return {}
     if settings.disabled:
         log.debug("ec2 grain skipped: AWS_EC2_METADATA_DISABLED is true")
         return {}
-    if not _present(options, settings, opts.get("cachedir")):
+    if not present(options, settings, opts.get("cachedir")):
         return {}
     from ec2_metadata_core.snapshot import snapshot
 
     try:
         data = snapshot(
-            EC2Metadata(client=_endpoint_for(settings).client),
+            EC2Metadata(client=endpoint_for(settings).client),
             include_secrets=options.include_secrets,
             include_user_data=options.include_user_data,
         )

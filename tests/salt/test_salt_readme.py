@@ -75,6 +75,10 @@ def kinds(block: Block) -> List[str]:
         found.append("minion config")
     if block.language == "yaml" and block.text.startswith("# " + README_ROOT + "/srv/"):
         found.append("state")
+    if block.language == "yaml" and block.text.startswith(("# /etc/salt/", "# /srv/")):
+        found.append("beacon and reactor")  # test_salt_master.py, test_salt_beacon.py
+    if block.language == "" and block.text.startswith("salt/beacon/"):
+        found.append("beacon event")  # test_salt_master.py
     return found
 
 
