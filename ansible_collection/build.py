@@ -3,7 +3,7 @@
 The collection ships the client in ``plugins/module_utils/`` so a managed host
 needs nothing but CPython. Those files are not kept in this directory: the
 build copies them, byte for byte, from ``ec2_metadata_core/`` (the one
-source), following the package's relative imports from ``snapshot.py`` and the
+source), following the package's relative imports from ``snapshot.py``, ``presence.py`` and the
 package ``__init__.py``. Ansible's payload builder follows relative imports
 inside module_utils, so no line is rewritten.
 
@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 CORE = ROOT / "ec2_metadata_core"
 # The modules the plugins import; everything they import is shipped too.
-CORE_ENTRY_POINTS = ("__init__.py", "snapshot.py")
+CORE_ENTRY_POINTS = ("__init__.py", "events.py", "presence.py", "snapshot.py")
 NAMESPACE, NAME = "imds", "ec2"
 # Never staged: this script, caches, ansible-test output.
 SKIP_NAMES = frozenset(("__pycache__", ".pytest_cache"))

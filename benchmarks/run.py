@@ -26,6 +26,7 @@ import contenders
 import layout
 import measure
 import report
+import watch_cost
 
 from ec2_metadata_core.simulator import SCENARIOS
 
@@ -477,8 +478,9 @@ def save(results: Dict[str, Any]) -> str:
     latest = layout.RESULTS / "latest.json"  # a link, not a second copy of the run
     latest.unlink(missing_ok=True)
     latest.symlink_to(path.name)
+    table = report.render(results) + "\n\n" + watch_cost.render(results.get("watch"))
     summary = "# Last full `make bench` run ({})\n\n```\n{}\n```\n".format(
-        results["started"], report.render(results)
+        results["started"], table
     )
     layout.SUMMARY.write_text(summary, encoding="utf-8")
     return str(path.relative_to(layout.ROOT))
@@ -526,6 +528,7 @@ def run(plan: Plan, budget: Budget, setup: Dict[str, Any]) -> Dict[str, Any]:
         results["ansible"] = measure_ansible(sim, plan, budget, url, ours_ready)
         progress("salt end to end at {} ms".format(E2E_LATENCY_MS))
         results["salt"] = measure_salt(sim, plan, budget, url)
+        results["watch"] = watch_cost.measure_watch(sim, url)  # events watcher: issue 12
     finally:
         sim.close()
     results["load_after"] = os.getloadavg()
@@ -561,6 +564,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     results = run(QUICK if args.quick else FULL, Budget(args.budget), setup)
     results["quick"] = args.quick
     print(report.render(results))
+    print(watch_cost.render(results.get("watch")))
     if not args.no_save and not args.quick:
         print(
             "results: {} (and benchmarks/results/latest.json); table: {}".format(

@@ -1,4 +1,6 @@
-"""`make demo`: the simulator, then the CLI, an Ansible play and salt-call against it.
+"""`make demo`: the simulator, then the CLI, an Ansible play and salt-call against it,
+then a spot interruption posted on the simulator reaching a Salt master as a beacon
+event and an ansible-rulebook that runs a playbook on it.
 
 Everything runs from the project's .venv and talks only to the simulator on
 127.0.0.1; temporary files live in one directory removed at the end.
@@ -6,13 +8,17 @@ Everything runs from the project's .venv and talks only to the simulator on
 
 from __future__ import annotations
 
+import getpass
+import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Callable, Dict, List
 
 from saltext.imds_ec2.local import write_local_minion
 
@@ -59,6 +65,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="imds-demo-") as tmp:
             ansible(Path(tmp), env)
             salt(Path(tmp), env)
+            notices(Path(tmp), env, url)
     finally:
         sim.terminate()
         sim.wait(10)
@@ -113,7 +120,146 @@ def salt(tmp: Path, env: Dict[str, str]) -> None:
     salt_call = [str(BIN / "salt-call"), "--local", "-c", str(conf), "--log-level=quiet"]
     run([*salt_call, "grains.get", "ec2:availability_zone"], env)
     run([*salt_call, "match.grain", "ec2:tags:Role:web"], env)
-    run([*salt_call, "grains.get", "ec2_tags:aws_autoscaling_groupName"], env)
+    run([*salt_call, "grains.get", "ec2_tags_safe:aws_autoscaling_groupName"], env)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_for(what: str, done: Callable[[], bool], timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise SystemExit("demo: no {} after {:.0f} s".format(what, timeout))
+        time.sleep(0.2)
+
+
+def salt_pair(root: Path, url: str) -> Dict[str, Path]:
+    """Config dirs of a salt-master and a salt-minion with the ec2_metadata beacon."""
+    ports = {"publish_port": free_port(), "ret_port": free_port()}
+    common = {"user": getpass.getuser(), "root_dir": str(root), **ports}
+    master = dict(common, interface="127.0.0.1", auto_accept=True, log_file=str(root / "m.log"))
+    minion = dict(common, id="demo-minion", master="127.0.0.1", master_port=ports["ret_port"])
+    minion.update(log_file=str(root / "minion.log"), enable_fqdns_grains=False, loop_interval=1)
+    minion["ec2_metadata"] = {"endpoint": url}
+    minion["beacons"] = {"ec2_metadata": [{"interval": 1}, {"kinds": ["spot"]}]}
+    dirs = {}
+    for name, config in (("master", master), ("minion", minion)):
+        confdir = root / "conf-{}".format(name)
+        confdir.mkdir(parents=True)
+        (confdir / name).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        dirs[name] = confdir
+    return dirs
+
+
+RULEBOOK = """\
+- name: Drain this instance before EC2 interrupts it
+  hosts: localhost
+  sources:
+    - imds.ec2.ec2_metadata_events:
+        interval: 1
+        kinds: [spot]
+  rules:
+    - name: Spot interruption
+      condition: event.kind == "spot/interruption"
+      actions:
+        - run_playbook:
+            name: drain.yml
+            extra_vars:
+              notice: "{{ event.notice }}"
+        - shutdown:
+            delay: 0
+"""
+DRAIN = """\
+- name: Drain
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Leave the load balancer
+      ansible.builtin.debug:
+        msg: "draining before the {{ notice.action }} at {{ notice.time }}"
+"""
+
+
+def notices(tmp: Path, env: Dict[str, str], url: str) -> None:
+    step("Events: a spot interruption as a Salt beacon event and an Event-Driven Ansible rule")
+    salt, eda = tmp / "salt-events", tmp / "eda"
+    confs = salt_pair(salt, url)
+    eda.mkdir()
+    (eda / "rulebook.yml").write_text(RULEBOOK, encoding="utf-8")
+    (eda / "drain.yml").write_text(DRAIN, encoding="utf-8")
+    inventory = "localhost ansible_connection=local ansible_python_interpreter={}\n"
+    (eda / "inventory").write_text(inventory.format(BIN / "python"), encoding="utf-8")
+    eda_env = dict(env, ANSIBLE_COLLECTIONS_PATH=str(tmp / "collections"), ANSIBLE_NOCOLOR="1")
+    started: List[subprocess.Popen[str]] = []
+
+    def start(
+        command: List[str], log: Path, where: Path, with_env: Dict[str, str]
+    ) -> Callable[[], bool]:
+        """Start ``command`` with its output in ``log``; returns "has it exited?"."""
+        with log.open("w") as out:
+            process = subprocess.Popen(
+                command,
+                env=with_env,
+                cwd=str(where),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        started.append(process)
+        return lambda: process.poll() is not None
+
+    master = ["-c", str(confs["master"])]
+    try:
+        start([str(BIN / "salt-master"), *master, "-l", "quiet"], salt / "master.out", salt, env)
+        minion = [str(BIN / "salt-minion"), "-c", str(confs["minion"]), "-l", "quiet"]
+        start(minion, salt / "minion.out", salt, env)
+        ping = [str(BIN / "salt"), *master, "--out=json", "--timeout=5", "demo-minion", "test.ping"]
+
+        def answers() -> bool:
+            done = subprocess.run(ping, env=env, capture_output=True, text=True, check=False)
+            return '"demo-minion": true' in done.stdout
+
+        wait_for("answer from the Salt minion", answers)
+        print("  a salt-master and a salt-minion with `beacons: {ec2_metadata: [{interval: 1}]}`")
+        listen = [str(BIN / "salt-run"), *master, "--out=quiet", "state.event", "count=1"]
+        listen += ["pretty=True", "tagmatch=salt/beacon/*/ec2_metadata/spot/*"]
+        heard = start(listen, salt / "event.out", salt, env)
+        rulebook = [str(BIN / "ansible-rulebook"), "--rulebook", "rulebook.yml", "-i", "inventory"]
+        ruled = start([*rulebook, "--verbose"], eda / "rulebook.out", eda, eda_env)
+        print("  ansible-rulebook with the imds.ec2.ec2_metadata_events source")
+        wait_for(
+            "ansible-rulebook waiting for events",
+            lambda: ruled() or "Waiting for events" in (eda / "rulebook.out").read_text(),
+        )
+        if ruled():
+            sys.stderr.write((eda / "rulebook.out").read_text())
+            raise SystemExit("demo: ansible-rulebook failed")
+        ctl = [str(BIN / "ec2-metadata-core"), "simulate", "ctl", "--endpoint", url]
+        run([*ctl, "spot-interruption", "--in", "120"], env)
+        wait_for("Salt event", heard)
+        shown = (salt / "event.out").read_text()
+        print("  the master's event bus:")
+        print(textwrap.indent(shown[shown.find("salt/beacon/") : shown.rfind("}") + 1], "    "))
+        wait_for("rulebook run", ruled)
+        output = (eda / "rulebook.out").read_text()
+        played = output[output.find("TASK [Leave") : output.find("PLAY RECAP")].rstrip()
+        print("  ansible-rulebook ran drain.yml:")
+        print(textwrap.indent(played, "    "))
+    finally:
+        for process in started:  # all at once: the Salt daemons take a while each
+            if process.poll() is None:
+                process.terminate()
+        for process in started:
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
 
 
 if __name__ == "__main__":

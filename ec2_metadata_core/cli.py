@@ -29,7 +29,7 @@ from typing import (
     TypeVar,
 )
 
-from . import config
+from . import config, watch_cli
 from .errors import ConfigError, IMDSError
 from .model import EC2Metadata
 
@@ -336,6 +336,7 @@ COMMANDS: Dict[str, Command] = {
         _get_options,
         _get,
     ),
+    "watch": Command(watch_cli.HELP, watch_cli.DESCRIPTION, watch_cli.add_options, watch_cli.run),
 }
 
 

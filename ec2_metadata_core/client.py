@@ -63,8 +63,9 @@ BACKOFF_BASE = 0.05
 # Back-off spans a throttle window (IMDS counts requests per second).
 BACKOFF_CAP = 1.0
 # A request the service answered with 429/5xx, or cut at a connection cap,
-# may try this many times its ``attempts`` (within its deadline and the
-# pass's quota): the service is there, only busy.
+# may retry this many times more than ``attempts`` allows (within its
+# deadline and the pass's quota): the service is there, only busy.
+# ``attempts=1`` still means no retry at all.
 THROTTLED_TRIES_FACTOR = 5
 # Retries one pass may spend, shared by all its requests (the AWS SDKs'
 # retry quota): RETRY_QUOTA, plus RETRY_SHARE for each request of the pass;
@@ -93,6 +94,11 @@ def _backoff(attempt: int) -> float:
     import random  # only a retry needs it
 
     return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * (2**attempt)))
+
+
+def busy_tries(attempts: int) -> int:
+    """Tries a request gets while the service answers 429/5xx (see ``THROTTLED_TRIES_FACTOR``)."""
+    return 1 + (attempts - 1) * THROTTLED_TRIES_FACTOR
 
 
 class _RetryQuota:
@@ -310,7 +316,7 @@ class IMDSClient:
         connections) are retried until ``settings.attempts``. An answer that
         asks for a retry (429, 5xx) or a connection cut at a cap before any
         answer says the service is there and busy: those may take
-        ``THROTTLED_TRIES_FACTOR`` times as many tries, and wait at least the
+        ``THROTTLED_TRIES_FACTOR`` times as many retries, and wait at least the
         ``Retry-After`` the service sent. Every retry stays inside the
         request's deadline (every attempt's timeout plus back-off, from its
         first send) and spends the pass's ``quota``.
@@ -330,7 +336,7 @@ class IMDSClient:
             if isinstance(outcome, Response):
                 asked = retry_after(outcome.headers.get("retry-after"))
                 pause = pause if asked is None else max(pause, asked)
-            out_of_tries = tries >= attempts * THROTTLED_TRIES_FACTOR
+            out_of_tries = tries >= busy_tries(attempts)
         else:
             failures = key.failures + 1
             pause = _backoff(failures)

@@ -156,3 +156,23 @@ def timestamp(path: str, value: Any) -> dt.datetime:
         return parsed.astimezone(dt.timezone.utc)
     except (ValueError, OverflowError):
         raise MalformedResponseError(path, "ISO 8601 time") from None
+
+
+def http_date(path: str, value: Any) -> dt.datetime:
+    """A time as IMDS writes maintenance windows, ``21 Jan 2019 09:00:43 GMT``, made aware."""
+    if not isinstance(value, str):
+        raise MalformedResponseError(path, "maintenance time")
+    import email.utils  # only the events watcher reads these times
+
+    try:
+        parsed = email.utils.parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError, OverflowError):  # TypeError before Python 3.10
+        raise MalformedResponseError(path, "maintenance time") from None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed.astimezone(dt.timezone.utc)
+
+
+def iso_utc(value: dt.datetime) -> str:
+    """An aware time as ISO 8601 UTC with ``Z``, the form every face hands out."""
+    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")

@@ -21,7 +21,7 @@ import gzip
 import zlib
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
-from . import parse
+from . import parse, sensitive
 from .client import IMDSClient
 from .errors import IMDSError, PathNotFoundError, TagsNotEnabledError
 from .lazy import Leaf, UncachedLeaf, cached_property, leaves
@@ -34,11 +34,11 @@ from .model import (
 )
 
 JSON = Any
+# Defined in sensitive.py (one definition for every face); cli.py reads them here.
+SECRET_KEYS = sensitive.SECRET_KEYS
+USER_DATA_KEY = sensitive.USER_DATA_KEY
 Outcome = Union[Optional[bytes], IMDSError]
 
-# Values that are credentials: only in a snapshot that asks for them.
-SECRET_KEYS = frozenset(("iam_security_credentials", "identity_credentials_ec2"))
-USER_DATA_KEY = "user_data"
 # Model attributes that are plumbing, not metadata.
 _NOT_METADATA = frozenset(
     (
@@ -230,7 +230,7 @@ def to_json(value: Any) -> JSON:
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     if isinstance(value, SpotInstanceAction):
-        return {"action": value.action, "time": value.time.isoformat().replace("+00:00", "Z")}
+        return {"action": value.action, "time": parse.iso_utc(value.time)}
     if isinstance(value, NetworkInterface):
         data = {name: to_json(getattr(value, name)) for name in dict(leaves(NetworkInterface))}
         data["mac"] = value.mac

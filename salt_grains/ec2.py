@@ -13,34 +13,40 @@ import threading
 from typing import Any, Dict, Mapping, Optional
 
 from ec2_metadata_core import config
-from ec2_metadata_core.client import NO_V2_STATUSES, IMDSClient
-from ec2_metadata_core.errors import ConfigError, IMDSError, IMDSUnavailableError, TokenError
+from ec2_metadata_core.client import IMDSClient
+from ec2_metadata_core.errors import ConfigError, IMDSError, TagsNotEnabledError
 from ec2_metadata_core.flat import flatten
 from ec2_metadata_core.model import EC2Metadata
+from ec2_metadata_core.presence import is_turned_off
+from ec2_metadata_core.presence import probe as probe_client
 
 from . import negative
-from .options import Options, from_minion_opts
+from .options import Options, connection_settings, from_minion_opts
 
 log = logging.getLogger(__name__)
 
 GRAIN = "ec2"
+# The tags with their keys as they are, the shape of salt-contrib's ec2_tags grain.
 TAGS_GRAIN = "ec2_tags"
+# The tags under keys safe to target (no ``:``), the flat export's names.
+SAFE_TAGS_GRAIN = "ec2_tags_safe"
 _TAGS = "tags"
 
 
 class _Endpoint:
-    """The client for one setting, and whether an IMDS has answered there."""
+    """The client for one setting, whether an IMDS has answered there, what was said."""
 
     def __init__(self, settings: config.Settings) -> None:
         self.client = IMDSClient(settings=settings)
         self.confirmed = False
+        self.tags_hint_given = False
 
 
 _endpoints: Dict[config.Settings, _Endpoint] = {}
 _endpoints_lock = threading.Lock()
 
 
-def _endpoint_for(settings: config.Settings) -> _Endpoint:
+def endpoint_for(settings: config.Settings) -> _Endpoint:
     with _endpoints_lock:
         endpoint = _endpoints.get(settings)
         if endpoint is None:
@@ -60,23 +66,18 @@ def forget_clients() -> None:
 def probe(endpoint: _Endpoint, timeout: float) -> Optional[IMDSError]:
     """``None`` if an IMDS answers the token request; else the error that says why not.
 
-    One attempt with a short timeout. Any HTTP answer other than "no IMDSv2
-    here" counts as present: a struggling IMDS is for the full gather, with its
-    retries, to report. The token the probe gets serves the gather too.
+    One attempt with a short timeout (``presence.probe`` decides what counts
+    as absent). The token the probe gets serves the gather too.
     """
     settings = endpoint.client.settings
     client = IMDSClient(settings=settings._replace(timeout=timeout, attempts=1))
     try:
-        client.prime_token()
-        endpoint.client.tokens.adopt(client.tokens)
-    except IMDSUnavailableError as exc:  # refused, reset, silent (incl. token timeout)
-        return exc
-    except TokenError as exc:
-        if exc.status in NO_V2_STATUSES:
-            return exc
+        reason = probe_client(client)
+        if reason is None:
+            endpoint.client.tokens.adopt(client.tokens)
+        return reason
     finally:
         client.close()
-    return None
 
 
 def tags_view(tags: Mapping[str, Any]) -> Dict[str, Any]:
@@ -90,17 +91,53 @@ def tags_view(tags: Mapping[str, Any]) -> Dict[str, Any]:
 
 
 def shape(snapshot: Dict[str, Any]) -> Dict[str, Any]:
-    """The grains for one snapshot: ``ec2`` as is, plus ``ec2_tags`` when tags are on."""
+    """The grains for one snapshot: ``ec2`` as is, plus the tag grains when tags are on."""
     result: Dict[str, Any] = {GRAIN: snapshot}
     tags = snapshot.get(_TAGS)
     if isinstance(tags, dict):
-        result[TAGS_GRAIN] = tags_view(tags)
+        result[TAGS_GRAIN] = dict(tags)
+        result[SAFE_TAGS_GRAIN] = tags_view(tags)
     return result
 
 
-def _present(options: Options, settings: config.Settings, cachedir: Optional[str]) -> bool:
-    """Whether to gather: IMDS confirmed in this process, or the probe finds one now."""
-    endpoint = _endpoint_for(settings)
+def _not_found(
+    options: Options, settings: config.Settings, cachedir: Optional[str], reason: IMDSError
+) -> None:
+    """Say (or not) that the probe found no IMDS, and remember it for a while."""
+    remembered = negative.path_in(cachedir)
+    seconds = options.negative_cache_seconds
+    if is_turned_off(reason):
+        # Something at the IMDS address said no: an instance whose IMDS
+        # is turned off. Worth one line per negative-cache period.
+        log.warning("ec2 grain omitted: %s", reason)
+        negative.remember(remembered, settings.endpoint, seconds)
+        return
+    why = None
+    if options.endpoint is not None:
+        why = "ec2_metadata.endpoint is set"
+    elif negative.answered_before(cachedir, settings.endpoint):
+        why = "it answered this minion before"
+    if why is None:
+        log.debug("ec2 grain skipped: not on EC2 (%s)", reason)
+        negative.remember(remembered, settings.endpoint, seconds)
+        return
+    # An IMDS that should be here: a slow, throttled or unreachable one, not a
+    # machine off EC2. Say so, and look again soon rather than in an hour.
+    retry = min(seconds, negative.RETRY_SOON_SECONDS)
+    log.warning(
+        "ec2 grain omitted: no IMDS answered at %s, though %s (%s); probing again in %gs "
+        "(raise ec2_metadata.probe_timeout if IMDS is slow here)",
+        settings.endpoint,
+        why,
+        reason,
+        retry,
+    )
+    negative.remember(remembered, settings.endpoint, seconds, retry_after=retry)
+
+
+def present(options: Options, settings: config.Settings, cachedir: Optional[str]) -> bool:
+    """Whether to read IMDS (grain, beacon): confirmed in this process, or a probe finds it."""
+    endpoint = endpoint_for(settings)
     if endpoint.confirmed:
         return True
     remembered = negative.path_in(cachedir)
@@ -111,46 +148,57 @@ def _present(options: Options, settings: config.Settings, cachedir: Optional[str
         return False
     reason = probe(endpoint, options.probe_timeout)
     if reason is not None:
-        if isinstance(reason, TokenError) and reason.status == 403:
-            # Something at the IMDS address said no: an instance whose IMDS
-            # is turned off. Worth one line per negative-cache period.
-            log.warning("ec2 grain omitted: %s", reason)
-        else:
-            log.debug("ec2 grain skipped: not on EC2 (%s)", reason)
-        negative.remember(remembered, settings.endpoint, options.negative_cache_seconds)
+        _not_found(options, settings, cachedir, reason)
         return False
     endpoint.confirmed = True
     negative.forget(remembered)
+    negative.remember_answer(cachedir, settings.endpoint)
     return True
 
 
+def _hint_tags(settings: config.Settings, data: Mapping[str, Any]) -> None:
+    """Once per process and endpoint: why there are no tag grains, and how to get them."""
+    if data.get(_TAGS) is not None:
+        return
+    endpoint = endpoint_for(settings)
+    if not endpoint.tags_hint_given:
+        endpoint.tags_hint_given = True
+        log.info("ec2_tags grain omitted: %s", TagsNotEnabledError())
+
+
 def grains(opts: Mapping[str, Any]) -> Dict[str, Any]:
-    """The grains for a minion with these opts; ``{}`` when there is nothing to say."""
+    """The grains for a minion with these opts; ``{}`` when there is nothing to say.
+
+    Nothing but a ``{}`` and one WARNING leaves here when IMDS fails: every
+    error the core raises is an IMDSError (TLS and socket errors included).
+    """
+    try:
+        return _grains(opts)
+    except IMDSError as exc:
+        log.warning("ec2 grain omitted: %s", exc)
+        return {}
+
+
+def _grains(opts: Mapping[str, Any]) -> Dict[str, Any]:
     try:
         options = from_minion_opts(opts)
         if not options.enabled:
             log.debug("ec2 grain skipped: ec2_metadata.enabled is false")
             return {}
-        settings = config.resolve(
-            endpoint=options.endpoint,
-            endpoint_mode=options.endpoint_mode,
-            timeout=options.timeout,
-            attempts=options.attempts,
-            allow_imdsv1=options.allow_imdsv1,
-        )
+        settings = connection_settings(options)
     except ConfigError as exc:
         log.warning("ec2 grain omitted: invalid setting: %s", exc)
         return {}
     if settings.disabled:
         log.debug("ec2 grain skipped: AWS_EC2_METADATA_DISABLED is true")
         return {}
-    if not _present(options, settings, opts.get("cachedir")):
+    if not present(options, settings, opts.get("cachedir")):
         return {}
     from ec2_metadata_core.snapshot import snapshot
 
     try:
         data = snapshot(
-            EC2Metadata(client=_endpoint_for(settings).client),
+            EC2Metadata(client=endpoint_for(settings).client),
             include_secrets=options.include_secrets,
             include_user_data=options.include_user_data,
         )
@@ -161,4 +209,5 @@ def grains(opts: Mapping[str, Any]) -> Dict[str, Any]:
             exc,
         )
         return {}
+    _hint_tags(settings, data)
     return shape(data)

@@ -3,13 +3,24 @@
 With the simulator (``python -m ec2_metadata_core simulate``) this lets you
 run ``salt-call --local -c <confdir> grains.get ec2:region`` or a state on
 any machine: everything Salt reads or writes stays under one directory.
+
+From a shell: ``python -m saltext.imds_ec2.local ROOT --endpoint URL``.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Sequence
+
+import yaml
+
+from ec2_metadata_core import config
+from ec2_metadata_core.errors import ConfigError
+
+from .options import SECTION, from_minion_opts
 
 
 def write_local_minion(
@@ -41,3 +52,65 @@ def write_local_minion(
     # JSON is YAML: Salt reads it as is.
     (confdir / "minion").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     return confdir
+
+
+def _section(endpoint: Optional[str], settings: List[str]) -> Optional[Dict[str, Any]]:
+    """The ``ec2_metadata:`` section from the command line, validated as the grain will."""
+    section: Dict[str, Any] = {}
+    if endpoint is not None:
+        section["endpoint"] = endpoint
+    for item in settings:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ConfigError("--set takes NAME=VALUE, not {!r}".format(item))
+        section[name] = yaml.safe_load(value) if value else None
+    options = from_minion_opts({SECTION: section})
+    config.resolve(
+        endpoint=options.endpoint,
+        endpoint_mode=options.endpoint_mode,
+        timeout=options.timeout,
+        attempts=options.attempts,
+        allow_imdsv1=options.allow_imdsv1,
+    )
+    return section or None
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m saltext.imds_ec2.local",
+        description="Write a salt-call --local setup under ROOT (config, cache, logs, "
+        "file_roots all inside it) that reads EC2 metadata from ENDPOINT, e.g. the simulator "
+        "started with 'python -m ec2_metadata_core simulate --port 1338'.",
+        epilog="Then: salt-call --local -c ROOT/conf grains.get ec2:region",
+    )
+    parser.add_argument("root", type=Path, metavar="ROOT", help="directory to write into")
+    parser.add_argument(
+        "--endpoint",
+        metavar="URL",
+        help="IMDS base URL, e.g. http://127.0.0.1:1338 (default: the AWS SDK settings of "
+        "the salt-call process, else http://169.254.169.254)",
+    )
+    parser.add_argument("--id", default="imds-local", help="minion ID (default: %(default)s)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="another ec2_metadata option, e.g. include_secrets=true or probe_timeout=1 "
+        "(repeatable)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        section = _section(args.endpoint, args.set)
+        confdir = write_local_minion(args.root.resolve(), args.id, section)
+    except (ConfigError, OSError, yaml.YAMLError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print("{}: error: {}".format(parser.prog, message), file=sys.stderr)
+        return 2
+    print(confdir)
+    print("run: salt-call --local -c {} grains.get ec2:region".format(confdir), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

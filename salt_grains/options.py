@@ -73,3 +73,14 @@ def from_minion_opts(opts: Mapping[str, Any]) -> Options:
             assert name in _PASSED_ON
             values[name] = value
     return Options(**values)
+
+
+def connection_settings(options: Options) -> config.Settings:
+    """The core's settings: these options, else the AWS environment and config file."""
+    return config.resolve(
+        endpoint=options.endpoint,
+        endpoint_mode=options.endpoint_mode,
+        timeout=options.timeout,
+        attempts=options.attempts,
+        allow_imdsv1=options.allow_imdsv1,
+    )

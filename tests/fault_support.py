@@ -193,7 +193,7 @@ def ansible_gather(module: ModuleType, url: str, options: Dict[str, Any]) -> Out
     result = run_ansible_module(module, endpoint=url, **args)
     if not result.get("failed"):
         assert result["changed"] is False
-        return Outcome(result["ansible_facts"]["ec2"], None)
+        return Outcome(result["ansible_facts"]["ansible_ec2"], None)
     message = result["msg"]
     assert "ansible_facts" not in result
     assert "\n" not in message and "Traceback" not in message, message

@@ -39,6 +39,7 @@ def test_installs_no_top_level_module_besides_ours_and_the_saltext_namespace(
     # saltext is the namespace every Salt extension shares: no __init__.py of ours.
     assert "saltext/__init__.py" not in names
     assert "saltext/imds_ec2/grains/imds_ec2.py" in names
+    assert "saltext/imds_ec2/beacons/ec2_metadata.py" in names
     assert "ec2_metadata_core/py.typed" in names
 
 

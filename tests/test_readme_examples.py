@@ -11,6 +11,7 @@ literal (``ec2_metadata.region  # 'eu-central-1'``) the value must match.
 from __future__ import annotations
 
 import ast
+import json
 import os
 import re
 import socket
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Tuple
 
 import pytest
+
+from ec2_metadata_core.events import KINDS
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
 CLI = "python -m ec2_metadata_core"
@@ -86,6 +89,9 @@ def test_readme_cli_line_runs(
     port, env = readme_simulator
     command = re.sub(r"\s+#.*$", "", line).replace(":" + README_PORT, ":" + port)
     command = command.replace("> /etc/", "> {}/".format(tmp_path))
+    if re.match(CLI + r" watch(?!.*--(once|exit-on))", command):
+        follow_until_first_event(command, env, tmp_path)
+        return
     done = subprocess.run(
         ["sh", "-c", command],
         cwd=tmp_path,
@@ -98,6 +104,27 @@ def test_readme_cli_line_runs(
     assert done.stderr == b"", done.stderr
     written = [path.read_bytes() for path in tmp_path.iterdir() if path.is_file()]
     assert done.stdout.strip() or any(written), command
+
+
+def follow_until_first_event(command: str, env: Dict[str, str], cwd: Path) -> None:
+    """A `watch` that runs until stopped: its first line is an event; SIGTERM ends it, 0."""
+    proc = subprocess.Popen(
+        ["sh", "-c", "exec " + command],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = json.loads(proc.stdout.readline())
+        assert first["kind"] in KINDS, command
+    finally:
+        proc.terminate()
+        err = proc.communicate(timeout=30)[1]
+    assert proc.returncode == 0, (command, err)
+    assert err == "", err
 
 
 @pytest.mark.parametrize(

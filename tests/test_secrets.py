@@ -42,8 +42,14 @@ from ec2_metadata_core import (
     cli,
 )
 from ec2_metadata_core.flat import flatten, to_env
+from ec2_metadata_core.sensitive import (
+    SECRET_KEYS,
+    SENSITIVE_KEYS,
+    USER_DATA_KEY,
+    is_secret_path,
+)
 from ec2_metadata_core.simulator import Simulator
-from ec2_metadata_core.snapshot import SECRET_KEYS, USER_DATA_KEY, snapshot, snapshot_keys
+from ec2_metadata_core.snapshot import snapshot, snapshot_keys
 from ec2_metadata_core.transport import RequestsTransport, StdlibTransport
 from saltext.imds_ec2 import ec2 as grains_impl
 
@@ -191,6 +197,18 @@ def test_snapshot_flat_and_env_export_hold_secrets_only_when_asked(sim: Simulato
             holds(text, credentials, user_data)
     plain = snapshot(EC2Metadata(endpoint=sim.url))
     assert leaks([json.dumps(plain), to_env(flatten(plain))], sim) == []
+
+
+def test_one_definition_names_every_credential_path_the_model_reads() -> None:
+    """sensitive.py is what snapshot, the Ansible action and legacy facts all use."""
+    identity = vars(EC2Metadata)["identity_credentials_ec2"].item
+    assert is_secret_path(identity)
+    assert is_secret_path(EC2Metadata.role_credentials_path("web-app-role"))
+    for plain in ("meta-data/iam/security-credentials/", "meta-data/iam/info", "user-data"):
+        assert not is_secret_path(plain), plain
+    assert SECRET_KEYS | {USER_DATA_KEY} == SENSITIVE_KEYS
+    assert set(SECRET_KEYS) <= set(snapshot_keys(include_secrets=True))
+    assert not SENSITIVE_KEYS & set(snapshot_keys())
 
 
 # -- the Ansible module and the Salt grains, in this process -------------------------------------

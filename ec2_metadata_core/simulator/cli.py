@@ -80,6 +80,8 @@ def _fault(text: str) -> Dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .control import SPOT_ACTIONS
+
     parser = _Parser(
         prog=PROG,
         description="Serve a simulated EC2 instance metadata service (IMDSv2) on loopback.",
@@ -184,6 +186,28 @@ def build_parser() -> argparse.ArgumentParser:
         "(keys: path method status action delay body times every k chance)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log requests to stderr")
+    live = parser.add_argument_group(
+        "live control",
+        "change a running simulator with 'simulate ctl OPERATION' (see 'simulate ctl --help'), "
+        "'simulate set PATH VALUE' and 'simulate delete PATH'",
+    )
+    live.add_argument(
+        "--spot-interruption-in",
+        metavar="S",
+        type=_ranged(float, 0, 1e8, "number of seconds"),
+        help="post a spot interruption notice at start, its action S seconds later",
+    )
+    live.add_argument(
+        "--spot-action",
+        choices=SPOT_ACTIONS,
+        default="terminate",
+        help="action of --spot-interruption-in (default terminate)",
+    )
+    live.add_argument(
+        "--no-control",
+        action="store_true",
+        help="do not serve the control path /_simulator/ (loopback peers only otherwise)",
+    )
     return parser
 
 
@@ -196,6 +220,12 @@ def _fail(message: str) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Serve until SIGINT/SIGTERM; 0 on a clean stop, 2 on bad input."""
+    if argv is None:
+        argv = sys.argv[1:]
+    if list(argv[:1]) in (["ctl"], ["set"], ["delete"]):
+        from .ctl import main as ctl  # `simulate set ...` is `simulate ctl set ...`
+
+        return ctl(argv[1:] if argv[0] == "ctl" else argv)
     from .scenarios import scenario
     from .server import Fault, Simulator  # keep `--help` and argument errors fast
 
@@ -234,6 +264,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             sim.configure(**scenario(args.scenario))
     except ValueError as exc:
         return _fail(str(exc))
+    sim.control = not args.no_control
+    if args.spot_interruption_in is not None:
+        sim.schedule_spot_interruption(args.spot_interruption_in, args.spot_action)
     try:
         sim.start()
     except OSError as exc:

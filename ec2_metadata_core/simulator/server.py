@@ -31,6 +31,8 @@ from types import TracebackType
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Type, Union
 from urllib.parse import unquote, urlsplit
 
+from .control import PREFIX as CONTROL_PREFIX
+from .control import NoticeControls
 from .instance import (
     Directory,
     InstanceSource,
@@ -516,7 +518,7 @@ _LIVE_KNOBS = frozenset(
 )
 
 
-class Simulator:
+class Simulator(NoticeControls):
     """An IMDSv2 endpoint on loopback whose data and failure modes can change live.
 
     All knobs are plain attributes or validated properties and may be changed
@@ -886,6 +888,10 @@ class Simulator:
             raw_path = urlsplit(raw_path).path or "/"
         raw_path = raw_path.split("?", 1)[0].split("#", 1)[0]
         path = unquote(raw_path)
+        if path.startswith(CONTROL_PREFIX):  # live control (control.py): no stats, no faults
+            status, body = self._control(method, handler.path, handler.client_address)
+            handler.send_reply(_Reply(status, body, "application/json"), head_only=False)
+            return
         with self._lock:
             stats = self._stats
             stats.requests += 1

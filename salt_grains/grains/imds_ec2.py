@@ -27,5 +27,5 @@ def __virtual__() -> str:
 
 
 def ec2() -> Dict[str, Any]:
-    """``{"ec2": snapshot, "ec2_tags": sanitised tags}``, or ``{}`` off EC2 or on failure."""
+    """``ec2`` (the snapshot), ``ec2_tags``/``ec2_tags_safe`` (tags); ``{}`` off EC2 or failing."""
     return _ec2.grains(__opts__)  # noqa: F821 - set by the loader after import

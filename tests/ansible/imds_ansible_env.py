@@ -15,6 +15,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -57,6 +58,24 @@ def local_inventory(hosts: Dict[str, Path]) -> str:
     lines += ["{} ansible_python_interpreter={}".format(name, path) for name, path in hosts.items()]
     lines += ["", "[targets:vars]", "ansible_connection=local"]
     return "\n".join(lines) + "\n"
+
+
+def git_repo(path: Path, files: Dict[str, str]) -> str:
+    """A git repository at ``path`` holding ``files``, committed; its file:// URL."""
+    path.mkdir(parents=True)
+    for name, text in files.items():
+        (path / name).write_text(text)
+    env = dict(
+        os.environ,
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@example.invalid",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@example.invalid",
+        GIT_CONFIG_GLOBAL=os.devnull,
+    )
+    for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "site"]):
+        subprocess.run(["git", *command], cwd=str(path), env=env, check=True, timeout=60)
+    return path.as_uri()
 
 
 def read_json(path: Path) -> Any:
@@ -115,6 +134,42 @@ def tool_path(pythons: Dict[str, Path]) -> str:
         if entry and "/.pyenv/shims" not in entry and entry not in entries
     ]
     return os.pathsep.join(entries)
+
+
+def java_home() -> Path:
+    """The Java (17 or newer) ansible-rulebook runs on: ``JAVA_HOME``, else ``java`` on PATH.
+
+    ansible-rulebook looks in the same places; the tests set ``JAVA_HOME`` to
+    what this finds so a missing or old Java fails with one clear line.
+    """
+    candidates: List[str] = []
+    if os.environ.get("JAVA_HOME"):
+        candidates.append(os.path.join(os.environ["JAVA_HOME"], "bin", "java"))
+    on_path = shutil.which("java")
+    if on_path:
+        candidates.append(on_path)
+    seen: List[str] = []
+    for java in candidates:
+        try:
+            done = subprocess.run(
+                [java, "-XshowSettings:properties", "-version"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+        except OSError:
+            continue
+        home = re.search(r"^\s*java\.home = (.+)$", done.stderr, re.M)
+        version = re.search(r"^\s*java\.specification\.version = (\d+)", done.stderr, re.M)
+        if home and version:
+            seen.append("{} (Java {})".format(home.group(1), version.group(1)))
+            if int(version.group(1)) >= 17:
+                return Path(home.group(1))
+    raise MissingTool(
+        "ansible-rulebook needs Java 17 or newer (java on PATH or JAVA_HOME); found {}. "
+        "On Debian: apt-get install openjdk-17-jre-headless".format(", ".join(seen) or "none")
+    )
 
 
 def ansible_test_pip_version() -> str:

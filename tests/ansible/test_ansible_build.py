@@ -39,9 +39,23 @@ def test_runtime_metadata_states_the_ansible_versions(tarball_members: Dict[str,
 
 def test_shipped_client_is_the_core_byte_for_byte(tarball_members: Dict[str, bytes]) -> None:
     shipped = load_build().core_closure()
-    assert {"__init__.py", "snapshot.py", "client.py", "transport.py", "errors.py"} <= set(shipped)
+    assert {"__init__.py", "snapshot.py", "events.py", "client.py", "errors.py"} <= set(shipped)
     for name in shipped:
         assert tarball_members[MODULE_UTILS + name] == (CORE / name).read_bytes(), name
+
+
+def test_the_event_source_ships_unchanged(tarball_members: Dict[str, bytes]) -> None:
+    name = "extensions/eda/plugins/event_source/ec2_metadata_events.py"
+    assert tarball_members[name] == (REPO / "ansible_collection" / name).read_bytes()
+    # It imports the shipped core, found from its own place in the collection.
+    tree = ast.parse(tarball_members[name])
+    imported = {
+        node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module and "imds" in node.module
+    }
+    assert imported == {"ansible_collections.imds.ec2.plugins.module_utils"}
+    assert tarball_members[MODULE_UTILS + "events.py"] == (CORE / "events.py").read_bytes()
 
 
 def test_every_relative_import_in_module_utils_is_shipped(

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Callable
 
 from imds_ansible_env import Run
+
+from ec2_metadata_core.model import EC2Metadata
+from ec2_metadata_core.simulator import Simulator
+from ec2_metadata_core.snapshot import snapshot, snapshot_keys
 
 
 def test_module_doc(run_ansible: Callable[..., Run]) -> None:
@@ -23,6 +28,7 @@ def test_module_doc(run_ansible: Callable[..., Run]) -> None:
     ):
         assert option in text, option
     assert "ansible_facts.ec2.region" in text
+    assert "off_ec2" in text
     assert "ansible_ec2_placement_availability_zone" in text
     assert "AWS_EC2_METADATA_SERVICE_ENDPOINT" in text
     assert "EXAMPLES" in text
@@ -43,3 +49,23 @@ def test_listed_with_the_collection(run_ansible: Callable[..., Run]) -> None:
     assert "imds.ec2.ec2_metadata_facts" in modules.output
     inventories = run_ansible("ansible-doc", "-t", "inventory", "-l", "imds.ec2")
     assert "imds.ec2.ec2_metadata" in inventories.output
+
+
+def test_return_documents_every_key_on_its_own(
+    run_ansible: Callable[..., Run], imds_simulator: Simulator
+) -> None:
+    """The collection's docs stand alone: RETURN names every key of the fact (and of an interface).
+
+    The tarball ships no project README, so ansible-doc must not send readers to one.
+    """
+    result = run_ansible("ansible-doc", "--json", "imds.ec2.ec2_metadata_facts")
+    assert result.returncode == 0, result.output
+    doc = json.loads(result.output)["imds.ec2.ec2_metadata_facts"]
+    fact = doc["return"]["ansible_facts"]["contains"]["ansible_ec2"]
+    assert sorted(fact["contains"]) == snapshot_keys(include_secrets=True, include_user_data=True)
+    instance = snapshot(EC2Metadata(endpoint=imds_simulator.url))
+    interface = instance["network_interfaces"][instance["mac"]]
+    assert sorted(fact["contains"]["network_interfaces"]["contains"]) == sorted(interface)
+    text = json.dumps(doc)
+    assert "README" not in text
+    assert "ansible_facts.ec2" in text and "ansible_ec2" in text

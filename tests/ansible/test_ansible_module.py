@@ -346,3 +346,160 @@ def test_disabled_by_the_aws_environment(
     assert gathered["failed"] is True
     assert "AWS_EC2_METADATA_DISABLED" in gathered["msg"]
     assert imds_simulator.stats.requests == 0
+
+
+# A user variable named ec2 (host_vars) and the fact: both survive, under their own names.
+USER_EC2_PLAY = """
+- hosts: targets
+  gather_facts: "{{ via_facts_modules | default(false) | bool }}"
+  module_defaults:
+    imds.ec2.ec2_metadata_facts:
+      legacy_facts: true
+  tasks:
+    - name: Gather (unless the play's fact gathering did)
+      imds.ec2.ec2_metadata_facts:
+      when: not (via_facts_modules | default(false) | bool)
+    - ansible.builtin.assert:
+        that:
+          - "ec2 == {'owner': 'team-a', 'budget': 12}"
+          - ansible_facts.ec2.region == 'eu-central-1'
+          - ansible_ec2.region == 'eu-central-1'
+          - ansible_ec2.tags.Role == 'web'
+          - ansible_ec2_placement_region == 'eu-central-1'
+          - ansible_facts.ec2_placement_region == 'eu-central-1'
+          - hostvars[inventory_hostname].ec2.owner == 'team-a'
+"""
+
+
+@pytest.mark.parametrize("via_facts_modules", [False, True], ids=["task", "facts-modules"])
+def test_a_user_variable_named_ec2_is_left_alone(
+    imds_simulator: Simulator,
+    run_ansible: Callable[..., Run],
+    write: Callable[[str, str], Path],
+    pythons: Dict[str, Path],
+    tmp_path: Path,
+    via_facts_modules: bool,
+) -> None:
+    """The fact is ansible_facts.ec2 / ansible_ec2; host_vars' ``ec2`` keeps the user's dict."""
+    (tmp_path / "inventory" / "host_vars").mkdir(parents=True)
+    write("inventory/hosts.ini", local_inventory({"py3_8": pythons["3.8"]}))
+    write("inventory/host_vars/py3_8.yml", "ec2:\n  owner: team-a\n  budget: 12\n")
+    playbook = write("user_ec2.yml", USER_EC2_PLAY)
+    env = {}
+    if via_facts_modules:
+        env["ANSIBLE_FACTS_MODULES"] = "ansible.builtin.setup,imds.ec2.ec2_metadata_facts"
+    result = run_ansible(
+        "ansible-playbook",
+        "-i",
+        str(tmp_path / "inventory"),
+        str(playbook),
+        "-e",
+        json.dumps({"via_facts_modules": via_facts_modules}),
+        env=env,
+    )
+    assert result.returncode == 0, result.output
+    assert "failed=0" in result.output
+
+
+# A fleet of hosts on and off EC2, gathered through ANSIBLE_FACTS_MODULES with
+# off_ec2=ignore; each host's endpoint comes from its inventory variable.
+MIXED_FLEET_PLAY = """
+- hosts: targets
+  gather_facts: true
+  module_defaults:
+    imds.ec2.ec2_metadata_facts:
+      off_ec2: ignore
+      endpoint: "{{ imds_endpoint }}"
+      timeout: 0.5
+      attempts: 1
+  tasks:
+    - ansible.builtin.copy:
+        dest: "{{ dump }}/{{ inventory_hostname }}.json"
+        content: "{{ {'ec2': ansible_facts.ec2, 'system': ansible_facts.system} | to_json }}"
+        mode: "0600"
+"""
+
+
+def test_mixed_fleet_gathers_null_off_ec2_without_failing(
+    imds_simulator: Simulator,
+    imds_simulator_factory: Callable[..., Simulator],
+    run_ansible: Callable[..., Run],
+    write: Callable[[str, str], Path],
+    pythons: Dict[str, Path],
+    tmp_path: Path,
+    dumped: Callable[[str], Any],
+) -> None:
+    silent = imds_simulator_factory(silent=True)
+    endpoints = {
+        "on_ec2": imds_simulator.url,
+        "refused": "http://127.0.0.1:9",
+        "silent": silent.url,
+    }
+    inventory = local_inventory({name: pythons["3.8"] for name in endpoints}) + "".join(
+        "\n[{}]\n{} imds_endpoint={}\n".format("g_" + name, name, url)
+        for name, url in endpoints.items()
+    )
+    write("hosts.ini", inventory)
+    playbook = write("mixed.yml", MIXED_FLEET_PLAY)
+    facts_modules = {"ANSIBLE_FACTS_MODULES": "ansible.builtin.setup,imds.ec2.ec2_metadata_facts"}
+    result = run_ansible(
+        "ansible-playbook",
+        "-i",
+        str(tmp_path / "hosts.ini"),
+        str(playbook),
+        "-e",
+        json.dumps({"dump": str(tmp_path / "dump")}),
+        env=facts_modules,
+    )
+    assert result.returncode == 0, result.output
+    assert "failed=0" in result.output
+    on_ec2 = dumped("on_ec2.json")
+    assert on_ec2["ec2"]["region"] == "eu-central-1"
+    for name in ("refused", "silent"):
+        off = dumped(name + ".json")
+        assert off["ec2"] is None, name
+        assert off["system"] == "Linux"  # the setup facts are there too
+
+
+@pytest.mark.parametrize("off_ec2", ["fail", "ignore"])
+def test_an_imds_that_answers_then_fails_fails_the_task_either_way(
+    imds_simulator_factory: Callable[..., Simulator],
+    gather_failing: Callable[..., Dict[str, Any]],
+    off_ec2: str,
+) -> None:
+    """Token granted, then 500 on every read: a failure, not "off EC2"."""
+    failing = imds_simulator_factory()
+    failing.error_rate = 1.0
+    gathered = gather_failing({}, endpoint=failing.url, attempts=1, off_ec2=off_ec2)
+    assert gathered["failed"] is True
+    assert gathered["msg"].startswith("cannot read EC2 instance metadata: IMDS answered 500")
+    assert "ansible_facts" not in gathered
+
+
+def test_off_ec2_ignore_says_why_in_msg(gather_failing: Callable[..., Dict[str, Any]]) -> None:
+    gathered = gather_failing({}, off_ec2="ignore")  # the refusing endpoint of conftest
+    assert "failed" not in gathered or gathered["failed"] is False
+    assert gathered["ansible_facts"] == {"ansible_ec2": None}  # ansible_facts.ec2 in plays
+    assert gathered["msg"].startswith(
+        "no EC2 instance metadata here: cannot reach IMDS at 127.0.0.1:9"
+    )
+
+
+def test_facts_modules_off_ec2_fails_with_one_line_by_default(
+    run_ansible: Callable[..., Run],
+    write: Callable[[str, str], Path],
+    pythons: Dict[str, Path],
+) -> None:
+    """Off EC2 with the default off_ec2=fail the play fails naming the cause, no traceback.
+
+    (ansible-core's gather_facts also prints the facts of the modules that
+    worked with any failure; the README's mixed-fleet section says to use
+    off_ec2=ignore, which test_mixed_fleet_* covers.)
+    """
+    inventory = write("hosts.ini", local_inventory({"py3_8": pythons["3.8"]}))
+    playbook = write("gather.yml", "- hosts: targets\n  gather_facts: true\n  tasks: []\n")
+    facts_modules = {"ANSIBLE_FACTS_MODULES": "ansible.builtin.setup,imds.ec2.ec2_metadata_facts"}
+    result = run_ansible("ansible-playbook", "-i", str(inventory), str(playbook), env=facts_modules)
+    assert result.returncode != 0
+    assert "cannot read EC2 instance metadata: cannot reach IMDS at 127.0.0.1:9" in result.output
+    assert "Traceback" not in result.output

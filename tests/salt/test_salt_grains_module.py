@@ -12,7 +12,7 @@ import logging
 import time
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import pytest
 from salt_grains_support import SECRETS, Minion
@@ -29,6 +29,7 @@ from saltext.imds_ec2.options import DEFAULT_PROBE_TIMEOUT, Options, from_minion
 GRAIN_FUNCTION = "imds_ec2.ec2"
 # conftest.py points the AWS endpoint variable here: nothing listens.
 REFUSED = "http://127.0.0.1:9"
+ENDPOINT_VARIABLE = "AWS_EC2_METADATA_SERVICE_ENDPOINT"
 
 
 def opts_for(tmp_path: Path, **section: Any) -> Dict[str, Any]:
@@ -89,7 +90,9 @@ def test_ec2_grain_is_the_snapshot_and_tags_view_keeps_every_tag(
     assert got["ec2"] == expected
     assert got["ec2"]["availability_zone"] == "eu-central-1b"
     tags = expected["tags"]
-    view = got["ec2_tags"]
+    # ec2_tags: the keys as they are, as salt-contrib's ec2_tags grain has them.
+    assert got["ec2_tags"] == tags
+    view = got["ec2_tags_safe"]
     assert view["aws_autoscaling_groupName"] == "web-asg"
     assert view["cost_center"] == "cc-4711"
     assert sorted(view.values()) == sorted(tags.values())  # env-tier and env_tier both kept
@@ -99,13 +102,23 @@ def test_ec2_grain_is_the_snapshot_and_tags_view_keeps_every_tag(
     assert {"tags_" + k: v for k, v in view.items()} == flat_tags
 
 
-def test_tags_view_is_absent_when_tags_are_not_in_metadata(
-    imds_simulator_factory: Callable[..., Simulator], tmp_path: Path
+def test_tag_grains_are_absent_when_tags_are_not_in_metadata_and_it_says_how_once(
+    imds_simulator_factory: Callable[..., Simulator],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     sim = imds_simulator_factory(tags_enabled=False)
-    got = grains_impl.grains(opts_for(tmp_path, endpoint=sim.url))
-    assert got["ec2"]["tags"] is None
-    assert "ec2_tags" not in got
+    opts = opts_for(tmp_path, endpoint=sim.url)
+    for _ in range(3):  # refreshes of one minion process
+        got = grains_impl.grains(opts)
+        assert got["ec2"]["tags"] is None
+        assert "ec2_tags" not in got and "ec2_tags_safe" not in got
+    hints = [r for r in caplog.records if "--instance-metadata-tags enabled" in r.getMessage()]
+    assert len(hints) == 1, [r.getMessage() for r in hints]
+    assert hints[0].levelno == logging.INFO
+    assert hints[0].getMessage().startswith("ec2_tags grain omitted: instance tags are not")
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 def test_secrets_stay_out_unless_configured(imds_simulator: Simulator, tmp_path: Path) -> None:
@@ -201,11 +214,15 @@ def quiet(caplog: pytest.LogCaptureFixture) -> bool:
     return not [r for r in caplog.records if r.levelno >= logging.INFO]
 
 
+# Off EC2 the minion config names no endpoint: the AWS variable (conftest.py,
+# or monkeypatch) stands in for the default address, which tests must not use.
+
+
 def test_refused_endpoint_gives_no_grain_quietly_and_is_remembered(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    opts = opts_for(tmp_path, endpoint=REFUSED)
+    opts = opts_for(tmp_path)
     assert grains_impl.grains(opts) == {}
     assert quiet(caplog)
     assert any("not on EC2" in r.getMessage() for r in caplog.records)
@@ -217,10 +234,12 @@ def test_silent_endpoint_is_probed_once_then_remembered(
     imds_simulator_factory: Callable[..., Simulator],
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     sim = imds_simulator_factory(silent=True)
-    opts = opts_for(tmp_path, endpoint=sim.url)
+    monkeypatch.setenv(ENDPOINT_VARIABLE, sim.url)
+    opts = opts_for(tmp_path)
     started = time.monotonic()
     assert grains_impl.grains(opts) == {}
     first = time.monotonic() - started
@@ -271,12 +290,14 @@ def test_an_unwritable_cachedir_only_costs_the_memory(
     imds_simulator_factory: Callable[..., Simulator],
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     sim = imds_simulator_factory(silent=True)
+    monkeypatch.setenv(ENDPOINT_VARIABLE, sim.url)
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
-    opts = {"cachedir": str(blocker), "ec2_metadata": {"endpoint": sim.url}}
+    opts = {"cachedir": str(blocker), "ec2_metadata": {}}
     assert grains_impl.grains(opts) == {}
     assert quiet(caplog)
     assert list(tmp_path.iterdir()) == [blocker]
@@ -297,6 +318,62 @@ def test_imds_turned_off_on_the_instance_is_absent_and_said_once(
     assert grains_impl.grains(opts) == {}  # remembered: no second warning, no request
     assert quiet(caplog)
     assert sim.stats.token_requests == 1
+
+
+def loud_messages(caplog: pytest.LogCaptureFixture) -> List[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_configured_endpoint_that_does_not_answer_warns_and_is_probed_again_soon(
+    imds_simulator_factory: Callable[..., Simulator],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An endpoint the minion config names: a missed probe is said, and retried in a minute."""
+    caplog.set_level(logging.DEBUG)
+    sim = imds_simulator_factory(silent=True)
+    opts = opts_for(tmp_path, endpoint=sim.url)
+    assert grains_impl.grains(opts) == {}
+    loud = loud_messages(caplog)
+    assert len(loud) == 1, loud
+    assert loud[0].startswith("ec2 grain omitted: no IMDS answered at " + sim.url)
+    assert "ec2_metadata.endpoint is set" in loud[0] and "probing again in 60s" in loud[0]
+    # Remembered for a minute, not the hour of negative_cache_seconds.
+    caplog.clear()
+    grains_impl.forget_clients()
+    assert grains_impl.grains(opts) == {}
+    assert sim.stats.token_requests == 1 and loud_messages(caplog) == []
+    path = Path(negative.path_in(opts["cachedir"]) or "")
+    record = json.loads(path.read_text())
+    assert record["retry_after"] == 60
+    record["checked"] -= 61
+    path.write_text(json.dumps(record))
+    grains_impl.forget_clients()
+    sim.silent = False
+    assert grains_impl.grains(opts)["ec2"]["region"] == "eu-central-1"
+    assert sim.stats.token_requests == 2
+
+
+def test_an_imds_that_answered_before_and_then_does_not_warns(
+    imds_simulator_factory: Callable[..., Simulator],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A throttled or slow IMDS at probe time on EC2: said once, retried in a minute."""
+    caplog.set_level(logging.DEBUG)
+    sim = imds_simulator_factory()
+    monkeypatch.setenv(ENDPOINT_VARIABLE, sim.url)
+    opts = opts_for(tmp_path)
+    assert grains_impl.grains(opts)["ec2"]["region"] == "eu-central-1"
+    grains_impl.forget_clients()  # the next salt-call, or a minion restart
+    sim.silent = True
+    assert grains_impl.grains(opts) == {}
+    loud = loud_messages(caplog)
+    assert len(loud) == 1, loud
+    assert "it answered this minion before" in loud[0] and "probing again in 60s" in loud[0]
+    record = json.loads(Path(negative.path_in(opts["cachedir"]) or "").read_text())
+    assert record["retry_after"] == 60
 
 
 # -- IMDS present but failing ----------------------------------------------------------
@@ -344,7 +421,7 @@ def test_one_client_per_process_renews_its_token_and_never_caches_values(
         "action": "stop",
         "time": "2026-11-26T12:00:00Z",
     }
-    assert second["ec2"]["tags"]["Role"] == second["ec2_tags"]["Role"] == "db"
+    assert second["ec2"]["tags"]["Role"] == second["ec2_tags_safe"]["Role"] == "db"
 
     sim.expire_tokens()  # the service forgot the token: 401, renew, retry
     assert refresh(opts)["ec2"]["instance_id"] == "i-0123456789abcdef0"
@@ -371,3 +448,16 @@ def test_grains_on_a_changed_config_use_a_new_client(
     got_two = grains_impl.grains(opts_for(tmp_path, endpoint=two.url))
     assert got_one and got_one["ec2"]["availability_zone"] == "eu-central-1b"
     assert got_two["ec2"]["availability_zone"] == "eu-central-1a"
+
+
+def test_an_error_out_of_the_client_is_one_warning_never_a_traceback(
+    imds_simulator: Simulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An https:// endpoint on a plain-HTTP server: the TLS handshake fails (an IMDSError)."""
+    caplog.set_level(logging.DEBUG)
+    opts = opts_for(tmp_path, endpoint=imds_simulator.url.replace("http://", "https://"))
+    assert grains_impl.grains(opts) == {}
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(loud) == 1, [r.getMessage() for r in loud]
+    assert loud[0].exc_info is None and "\n" not in loud[0].getMessage()
+    assert loud[0].getMessage().startswith("ec2 grain omitted: ")

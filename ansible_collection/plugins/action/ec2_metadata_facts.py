@@ -11,15 +11,13 @@ from __future__ import annotations
 
 from ansible.plugins.action import ActionBase
 from ansible.utils.vars import merge_hash
-
-# Keys of the ``ec2`` fact that only a task asking for them gets.
-SENSITIVE_KEYS = ("iam_security_credentials", "identity_credentials_ec2", "user_data")
+from ansible_collections.imds.ec2.plugins.module_utils.ansible_face import FACT
+from ansible_collections.imds.ec2.plugins.module_utils.sensitive import holds_sensitive
 
 
 def holds_secrets(result):
     """Whether a module result carries credentials or user data."""
-    instance = result.get("ansible_facts", {}).get("ec2") or {}
-    return any(key in instance for key in SENSITIVE_KEYS)
+    return holds_sensitive(result.get("ansible_facts", {}).get(FACT) or {})
 
 
 class ActionModule(ActionBase):

@@ -14,9 +14,10 @@ description:
   - For ansible-pull and instances that configure themselves - reads the instance metadata service
     (IMDSv2) of the machine Ansible runs on and makes that instance the one host of the inventory,
     reached with the C(local) connection.
-  - The host's variable C(ec2) holds the whole instance, the same dictionary that
-    M(imds.ec2.ec2_metadata_facts) sets as a fact, so C(compose), C(groups) and C(keyed_groups) can
-    place it by tag, availability zone, instance type and the like, before any play runs.
+  - The host's variable C(ansible_ec2) holds the whole instance, the same dictionary that
+    M(imds.ec2.ec2_metadata_facts) sets as the fact C(ansible_facts.ec2) (C(ansible_ec2) as a
+    variable), so C(compose), C(groups) and C(keyed_groups) can place it by tag, availability zone,
+    instance type and the like, before any play runs. A variable C(ec2) of your own is left alone.
   - Credentials and user data are never read.
   - Group names are always made safe (every character outside letters, digits and C(_) becomes
     C(_)), so an C(az) key group for C(eu-central-1b) is C(az_eu_central_1b).
@@ -35,11 +36,16 @@ options:
     choices: [imds.ec2.ec2_metadata]
   hostname:
     description:
-      - The name of the host. Without it, the instance ID.
-      - Set V(localhost) for playbooks that target C(localhost).
+      - The name of the host.
+      - V(localhost) is what plays for C(localhost) and C(ansible-pull)'s default C(--limit)
+        (the local host names) match, so C(ansible-pull -i instance.imds_ec2.yml local.yml) needs
+        no C(--limit).
+      - Another name (the instance ID, to keep hosts apart in a shared fact cache) needs
+        C(ansible-pull --limit all) or that name as the limit.
       - The host gets C(ansible_connection=local) and, like the implicit localhost, the Python
         running Ansible as C(ansible_python_interpreter); O(compose) can set either otherwise.
     type: str
+    default: localhost
   endpoint:
     description:
       - Base URL of the instance metadata service, such as V(http://169.254.169.254).
@@ -63,23 +69,24 @@ options:
 """
 
 EXAMPLES = r"""
-# instance.imds_ec2.yml, used as: ansible-pull -i instance.imds_ec2.yml ... or
-# ansible-playbook -i instance.imds_ec2.yml site.yml
+# instance.imds_ec2.yml, kept in the repository ansible-pull checks out, used as
+#   ansible-pull -U https://git.example.com/site.git -i instance.imds_ec2.yml local.yml
+# or ansible-playbook -i instance.imds_ec2.yml local.yml; the host is localhost.
 plugin: imds.ec2.ec2_metadata
 keyed_groups:
   # role_web for an instance tagged Role=web
-  - key: ec2.tags.Role
+  - key: ansible_ec2.tags.Role
     prefix: role
   # az_eu_central_1b
-  - key: ec2.availability_zone
+  - key: ansible_ec2.availability_zone
     prefix: az
-  - key: ec2.tags['aws:autoscaling:groupName']
+  - key: ansible_ec2.tags['aws:autoscaling:groupName']
     prefix: asg
     default_value: none
 groups:
-  spot: ec2.instance_life_cycle == 'spot'
+  spot: ansible_ec2.instance_life_cycle == 'spot'
 compose:
-  ansible_host: ec2.private_ipv4
+  instance_type: ansible_ec2.instance_type
 """
 
 import sys  # noqa: E402
@@ -88,6 +95,7 @@ from ansible.errors import AnsibleParserError  # noqa: E402
 from ansible.inventory.group import to_safe_group_name  # noqa: E402
 from ansible.plugins.inventory import BaseInventoryPlugin, Constructable  # noqa: E402
 from ansible_collections.imds.ec2.plugins.module_utils.ansible_face import (  # noqa: E402
+    FACT,
     failure_message,
     gather,
 )
@@ -99,7 +107,7 @@ CONFIG_SUFFIXES = tuple(
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable):
-    """One host, this instance, with its metadata as the variable ``ec2``."""
+    """One host, this instance, with its metadata as the variable ``ansible_ec2``."""
 
     NAME = "imds.ec2.ec2_metadata"
 
@@ -126,9 +134,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
         super().parse(inventory, loader, path, cache)
         self._read_config_data(path)
         instance = self._read_instance()
-        host = self.get_option("hostname") or instance["instance_id"]
+        host = self.get_option("hostname")
         self.inventory.add_host(host)
-        self.inventory.set_variable(host, "ec2", instance)
+        self.inventory.set_variable(host, FACT, instance)
         self.inventory.set_variable(host, "ansible_connection", "local")
         # Like the implicit localhost: modules run with the Python running Ansible.
         self.inventory.set_variable(host, "ansible_python_interpreter", sys.executable)

@@ -1,11 +1,31 @@
 # Copyright: ec2-metadata-core contributors
 # MIT License (see LICENSE in the project repository)
-"""What the module and the inventory plugin share: one gather, one failure message."""
+"""What the module, its action and the inventory plugin share: one gather, one failure message."""
 
 from __future__ import annotations
 
 from ansible_collections.imds.ec2.plugins.module_utils.model import EC2Metadata
+from ansible_collections.imds.ec2.plugins.module_utils.presence import is_turned_off, probe
 from ansible_collections.imds.ec2.plugins.module_utils.snapshot import snapshot
+
+# The name of the fact and of the inventory plugin's host variable. Ansible
+# strips ``ansible_`` inside ``ansible_facts``, so playbooks read it as
+# ``ansible_facts.ec2`` or, with facts injected as variables (the default),
+# ``ansible_ec2``; a user's own variable ``ec2`` is left alone.
+FACT = "ansible_ec2"
+
+
+class NotOnEC2(Exception):
+    """No IMDS answered the token request: ``reason`` (an IMDSError) says why."""
+
+    def __init__(self, reason):
+        super().__init__(str(reason))
+        self.reason = reason
+
+    @property
+    def turned_off(self):
+        """An EC2 instance whose IMDS is turned off, rather than a machine off EC2."""
+        return is_turned_off(self.reason)
 
 
 def gather(
@@ -17,8 +37,13 @@ def gather(
     include_secrets=False,
     include_user_data=False,
     raw=None,
+    probe_first=False,
 ):
-    """The snapshot of the instance; settings left None come from the AWS environment."""
+    """The snapshot of the instance; settings left None come from the AWS environment.
+
+    With ``probe_first``, a token request that finds no IMDS raises
+    ``NotOnEC2`` instead of an IMDSError; failures after that stay IMDSErrors.
+    """
     metadata = EC2Metadata(
         endpoint=endpoint,
         timeout=timeout,
@@ -27,6 +52,10 @@ def gather(
         token_ttl=token_ttl,
     )
     try:
+        if probe_first:
+            reason = probe(metadata.client)
+            if reason is not None:
+                raise NotOnEC2(reason)
         return snapshot(
             metadata, include_secrets=include_secrets, include_user_data=include_user_data, raw=raw
         )

@@ -25,15 +25,12 @@ import json
 import re
 from urllib.parse import unquote
 
+from ansible_collections.imds.ec2.plugins.module_utils.sensitive import is_secret_path
+
 PREFIX = "ansible_ec2_"
 _INVALID = re.compile(r"[-/:]")
 _BASES = ("meta-data/", "dynamic/")
 _COMMA_JOINED = frozenset(("security-groups", "security-group-ids"))
-# Bodies under these directories are credentials.
-_SECRET_DIRS = (
-    "meta-data/iam/security-credentials/",
-    "meta-data/identity-credentials/ec2/security-credentials/",
-)
 # Named on their own below, not from their paths.
 _OWN_NAMES = ("public-keys/", "tags/instance/")
 
@@ -41,10 +38,6 @@ _OWN_NAMES = ("public-keys/", "tags/instance/")
 def legacy_name(path):
     """``ansible_ec2_`` plus ``path`` (relative to meta-data/ or dynamic/) made a variable name."""
     return PREFIX + _INVALID.sub("_", path)
-
-
-def _is_secret(path):
-    return any(path.startswith(top) and len(path) > len(top) for top in _SECRET_DIRS)
 
 
 def _relative(path):
@@ -70,7 +63,7 @@ def _path_facts(bodies, include_secrets):
         relative = _relative(path)
         if body is None or relative is None or path.endswith("/"):
             continue
-        if relative.startswith(_OWN_NAMES) or (_is_secret(path) and not include_secrets):
+        if relative.startswith(_OWN_NAMES) or (is_secret_path(path) and not include_secrets):
             continue
         name = legacy_name(relative)
         text = body.decode("utf-8", "replace")

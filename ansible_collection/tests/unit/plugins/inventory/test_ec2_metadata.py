@@ -41,30 +41,31 @@ def test_one_local_host_grouped_by_tag_and_zone(tmp_path, simulator):
         "plugin: imds.ec2.ec2_metadata\n"
         "endpoint: {}\n"
         "keyed_groups:\n"
-        "  - {{key: ec2.tags.Role, prefix: role}}\n"
-        "  - {{key: ec2.availability_zone, prefix: az}}\n"
+        "  - {{key: ansible_ec2.tags.Role, prefix: role}}\n"
+        "  - {{key: ansible_ec2.availability_zone, prefix: az}}\n"
         "groups:\n"
-        "  on_demand: ec2.instance_life_cycle == 'on-demand'\n"
+        "  on_demand: ansible_ec2.instance_life_cycle == 'on-demand'\n"
         "compose:\n"
-        "  instance_type: ec2.instance_type\n".format(simulator.url),
+        "  instance_type: ansible_ec2.instance_type\n".format(simulator.url),
     )
-    assert list(inventory.hosts) == ["i-0123456789abcdef0"]
-    host = inventory.get_host("i-0123456789abcdef0")
+    assert list(inventory.hosts) == ["localhost"]  # what ansible-pull's default --limit matches
+    host = inventory.get_host("localhost")
     variables = host.get_vars()
     assert variables["ansible_connection"] == "local"
-    assert variables["ec2"]["region"] == "eu-central-1"
+    assert variables["ansible_ec2"]["region"] == "eu-central-1"
+    assert "ec2" not in variables
     assert variables["instance_type"] == "m5.large"
     groups = {group.name for group in host.get_groups()}
     assert {"role_web", "az_eu_central_1b", "on_demand"} <= groups
-    assert "iam_security_credentials" not in variables["ec2"]
+    assert "iam_security_credentials" not in variables["ansible_ec2"]
 
 
 def test_hostname_option(tmp_path, simulator):
     inventory = parse(
         tmp_path,
-        "plugin: imds.ec2.ec2_metadata\nendpoint: {}\nhostname: localhost\n".format(simulator.url),
+        "plugin: imds.ec2.ec2_metadata\nendpoint: {}\nhostname: web-01\n".format(simulator.url),
     )
-    assert list(inventory.hosts) == ["localhost"]
+    assert list(inventory.hosts) == ["web-01"]
 
 
 def test_unreachable_endpoint_is_a_parser_error(tmp_path):

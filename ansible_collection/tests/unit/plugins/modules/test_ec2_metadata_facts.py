@@ -19,7 +19,7 @@ def run_module(capsys, **args):
 
 def test_facts_hold_the_snapshot(simulator, capsys):
     result = run_module(capsys, endpoint=simulator.url)
-    ec2 = result["ansible_facts"]["ec2"]
+    ec2 = result["ansible_facts"]["ansible_ec2"]
     assert result["changed"] is False
     assert ec2["region"] == "eu-central-1"
     assert ec2["tags"]["aws:autoscaling:groupName"] == "web-asg"
@@ -41,14 +41,14 @@ def test_secrets_on_request(simulator, capsys):
     result = run_module(
         capsys, endpoint=simulator.url, include_secrets=True, include_user_data=True
     )
-    ec2 = result["ansible_facts"]["ec2"]
+    ec2 = result["ansible_facts"]["ansible_ec2"]
     assert ec2["iam_security_credentials"]["AccessKeyId"] == "ASIASIMULATORKEY0001"
     assert "simulator-user-data-secret" in ec2["user_data"]["content"]
 
 
 def test_amazon_aws_option_name_is_an_alias(simulator, capsys):
     result = run_module(capsys, endpoint=simulator.url, metadata_token_ttl_seconds=60)
-    assert result["ansible_facts"]["ec2"]["instance_id"].startswith("i-")
+    assert result["ansible_facts"]["ansible_ec2"]["instance_id"].startswith("i-")
 
 
 def test_bad_setting_fails_with_its_name(simulator, capsys):
@@ -64,3 +64,12 @@ def test_refused_endpoint_fails_with_one_line(capsys):
     assert "127.0.0.1:9" in result["msg"]
     assert "not on EC2" in result["msg"]
     assert "\n" not in result["msg"]
+
+
+def test_off_ec2_ignore_sets_null_and_says_why(capsys):
+    result = run_module(
+        capsys, endpoint="http://127.0.0.1:9", timeout=0.5, attempts=1, off_ec2="ignore"
+    )
+    assert "failed" not in result
+    assert result["ansible_facts"] == {"ansible_ec2": None}
+    assert result["msg"].startswith("no EC2 instance metadata here: cannot reach IMDS at")

@@ -1,0 +1,503 @@
+"""Notices that IMDS posts while the instance runs, turned into events.
+
+A spot instance gets about two minutes' warning, and nothing pushes it: the
+notice is a path that stops answering 404. ``Watcher`` polls the few paths that
+change (AWS asks for every 5 s), diffs each answer against what it reported
+before, and hands out one ``Event`` per new notice or change.
+
+Contract (the ``watch`` CLI, the Salt beacon and the Event-Driven Ansible
+source build on it; names and shapes are stable)::
+
+    from ec2_metadata_core.events import Watcher, Event, KINDS
+    w = Watcher(metadata=None, *, interval=5.0, kinds=None, tags_interval=60.0)
+    w.poll() -> List[Event]      # one poll now: what is new since the last poll
+    w.watch(stop=None) -> Iterator[Event]   # poll every `interval` s until stop.set()
+
+* ``metadata``: an ``EC2Metadata`` (its client, token and settings are used);
+  default: a new one from the AWS SDK settings and environment.
+* ``kinds``: which kinds to watch (see ``select_kinds``: a kind, its group
+  before the slash such as ``maintenance``, or a comma-separated string of
+  them); default all. Only the paths those kinds need are read.
+* ``tags_interval`` (added after the first version of this API): seconds
+  between re-reads of the values of known tags (0: every poll). The tag
+  listing is read every poll, so an added or removed tag is reported at the
+  next poll, a changed value within ``tags_interval``.
+* Bad ``interval``, ``tags_interval`` or ``kinds``: ``ConfigError``, one line.
+* The first poll reports what is pending now: a spot interruption, a rebalance
+  recommendation, each scheduled maintenance event, the Auto Scaling target
+  lifecycle state. Tags and the maintenance history are taken as they are
+  (a baseline); later polls report their changes.
+* ``poll()`` raises an ``IMDSError`` when IMDS could not be read. It logs one
+  WARNING for the first failed poll of an outage and none for the next ones
+  (the record has ``imds_outage=True``), one INFO line when IMDS answers again.
+  Nothing that happened meanwhile is lost: the next good poll reports it.
+  Events of the kinds that could be read in a poll that partly failed are
+  kept and come first in the next result (``watch`` yields them at once;
+  ``take_held()`` hands them out after the error).
+  ``w.polls`` and ``w.failed_polls`` count polls.
+* ``watch()`` never raises for an outage (logged gaps); it raises only what a
+  retry cannot mend (``MetadataDisabledError``, ``ConfigError``). Polls keep
+  to a fixed rhythm; it returns within one poll of ``stop.set()``.
+* An event is never reported twice: a notice is reported once for each
+  distinct content (a rescheduled maintenance event, a new spot notice time
+  are new contents); a maintenance event that leaves ``scheduled`` for
+  ``history`` is reported once as cancelled or completed.
+
+``Event`` (a plain JSON-safe dict)::
+
+    {"kind": "spot/interruption",            # one of KINDS
+     "notice": {"action": "terminate", "time": "2026-11-28T08:22:00Z"},
+     "time": "2026-11-28T08:22:00Z",         # the notice's time, ISO 8601 UTC, or null
+     "instance_id": "i-0123...", "region": "eu-west-1", "availability_zone": "eu-west-1a",
+     "path": "meta-data/spot/instance-action"}   # under /latest/
+
+``notice`` per kind: ``spot/interruption`` the JSON document (``time`` its
+``time``); ``rebalance/recommendation`` the JSON document (``time`` its
+``noticeTime``); ``maintenance/*`` the one event of the JSON list (``time`` its
+``NotBefore``); ``autoscaling/lifecycle`` ``{"previous": state or null,
+"current": state}`` (``time`` null); ``tags/changed`` ``{"added": {key: value},
+"removed": {key: old value}, "changed": {key: {"old": ..., "new": ...}}}``
+(``time`` null). A notice whose JSON has an unexpected shape is still
+reported, with ``time`` null (a warning says why): a spot notice must not be
+dropped because AWS added an action.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import time
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    FrozenSet,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Set,
+    Tuple,
+    TypedDict,
+    Union,
+)
+
+from . import parse
+from .errors import ConfigError, IMDSError, MalformedResponseError, MetadataDisabledError
+from .lazy import leaves
+from .model import EC2Metadata, InstanceTags
+
+
+def _log() -> Any:
+    """This module's logger; logging loads on first use (the CLI's dump and get never need it)."""
+    import logging
+
+    return logging.getLogger(__name__)
+
+
+SPOT = "spot/interruption"
+REBALANCE = "rebalance/recommendation"
+MAINTENANCE_SCHEDULED = "maintenance/scheduled"
+MAINTENANCE_CANCELLED = "maintenance/cancelled"
+MAINTENANCE_COMPLETED = "maintenance/completed"
+LIFECYCLE = "autoscaling/lifecycle"
+TAGS = "tags/changed"
+KINDS: Tuple[str, ...] = (
+    SPOT,
+    REBALANCE,
+    MAINTENANCE_SCHEDULED,
+    MAINTENANCE_CANCELLED,
+    MAINTENANCE_COMPLETED,
+    LIFECYCLE,
+    TAGS,
+)
+_MAINTENANCE = frozenset((MAINTENANCE_SCHEDULED, MAINTENANCE_CANCELLED, MAINTENANCE_COMPLETED))
+
+DEFAULT_INTERVAL = 5.0  # seconds; what AWS asks of spot instances
+# Re-reading every tag value costs a request per tag; a changed value is not
+# urgent the way a spot notice is (the listing, read every poll, shows an added
+# or removed key at once).
+DEFAULT_TAGS_INTERVAL = 60.0
+MIN_INTERVAL = 0.01
+MAX_INTERVAL = 86400.0
+
+# The paths, from the model's declarations: one place says where a value lives.
+_ITEMS = dict(leaves(EC2Metadata))
+SPOT_PATH = _ITEMS["spot_instance_action"]
+REBALANCE_PATH = _ITEMS["events_recommendations_rebalance"]
+SCHEDULED_PATH = _ITEMS["events_maintenance_scheduled"]
+HISTORY_PATH = _ITEMS["events_maintenance_history"]
+LIFECYCLE_PATH = _ITEMS["autoscaling_target_lifecycle_state"]
+TAGS_PATH = InstanceTags.LISTING
+_IDENTITY_PATHS = (
+    _ITEMS["instance_id"],
+    _ITEMS["availability_zone"],
+    _ITEMS["instance_identity_document"],  # region: the model reads it there
+)
+
+Outcome = Union[Optional[bytes], IMDSError]
+
+
+class Event(TypedDict):
+    """One notice or change; see the module docstring for each kind's ``notice``."""
+
+    kind: str
+    notice: Any
+    time: Optional[str]
+    instance_id: Optional[str]
+    region: Optional[str]
+    availability_zone: Optional[str]
+    path: str
+
+
+def select_kinds(spec: Union[str, Iterable[str], None]) -> FrozenSet[str]:
+    """The kinds ``spec`` names: ``None`` for all, kinds or groups (``maintenance``).
+
+    A string is split at commas. An unknown name is a ``ConfigError`` naming
+    the valid ones.
+    """
+    if spec is None:
+        return frozenset(KINDS)
+    names = spec.split(",") if isinstance(spec, str) else list(spec)
+    chosen: Set[str] = set()
+    for raw in names:
+        name = str(raw).strip()
+        if not name:
+            continue
+        matched = [kind for kind in KINDS if name in (kind, kind.partition("/")[0])]
+        if not matched:
+            raise ConfigError(
+                "unknown event kind {!r}; kinds: {} (or a group: {})".format(
+                    name,
+                    ", ".join(KINDS),
+                    ", ".join(sorted({kind.partition("/")[0] for kind in KINDS})),
+                )
+            )
+        chosen.update(matched)
+    if not chosen:
+        raise ConfigError("no event kind given; kinds: {}".format(", ".join(KINDS)))
+    return frozenset(chosen)
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _body(outcomes: Dict[str, Outcome], path: str) -> Optional[bytes]:
+    """The body read for ``path``; the read's error if it failed."""
+    outcome = outcomes.get(path)
+    if isinstance(outcome, IMDSError):
+        raise outcome
+    return outcome
+
+
+class Watcher:
+    """Polls IMDS for notices and reports each new one once (see the module docstring)."""
+
+    def __init__(
+        self,
+        metadata: Optional[EC2Metadata] = None,
+        *,
+        interval: float = DEFAULT_INTERVAL,
+        kinds: Union[str, Iterable[str], None] = None,
+        tags_interval: float = DEFAULT_TAGS_INTERVAL,
+    ) -> None:
+        from . import config
+
+        self.metadata = metadata if metadata is not None else EC2Metadata()
+        self.interval: float = config.parse_number(
+            "interval", interval, float, MIN_INTERVAL, MAX_INTERVAL
+        )
+        self.kinds = select_kinds(kinds)
+        self.tags_interval: float = config.parse_number(
+            "tags_interval", tags_interval, float, 0.0, MAX_INTERVAL
+        )
+        self._tag_values_due = 0.0  # monotonic time of the next re-read of known tag values
+        self._tag_values_read = False  # whether this poll re-reads them
+        self.polls = 0  # polls attempted
+        self.failed_polls = 0  # of which failed (in whole or in part)
+        self._outage = False
+        self._held: List[Event] = []
+        self._identity: Optional[Dict[str, Optional[str]]] = None
+        # What was reported, per kind: contents already reported never come back.
+        self._seen: Dict[str, Set[str]] = {}  # kind -> contents reported (spot, rebalance)
+        self._scheduled: Dict[str, str] = {}  # event key -> content reported
+        self._history: Optional[Set[str]] = None  # event keys in history (baseline first)
+        self._lifecycle: Optional[str] = None
+        self._tags: Optional[Dict[str, str]] = None  # None until tags were read once
+
+    def __repr__(self) -> str:
+        return "Watcher(interval={:g}, kinds={})".format(self.interval, sorted(self.kinds))
+
+    # -- what to read ------------------------------------------------------
+
+    def paths(self) -> List[str]:
+        """The paths the next poll reads first (tag values of new keys follow the listing)."""
+        kinds = self.kinds
+        wanted: List[str] = []
+        if self._identity is None:
+            wanted.extend(_IDENTITY_PATHS)
+        if SPOT in kinds:
+            wanted.append(SPOT_PATH)
+        if REBALANCE in kinds:
+            wanted.append(REBALANCE_PATH)
+        if kinds & _MAINTENANCE:
+            wanted.extend((SCHEDULED_PATH, HISTORY_PATH))
+        if LIFECYCLE in kinds:
+            wanted.append(LIFECYCLE_PATH)
+        if TAGS in kinds:
+            wanted.append(TAGS_PATH)
+            # Values of known keys go out with the listing (one round trip deep),
+            # every tags_interval; a new key's value follows the listing at once.
+            self._tag_values_read = time.monotonic() >= self._tag_values_due
+            if self._tag_values_read:
+                wanted.extend(InstanceTags.path(key) for key in self._tags or ())
+        return wanted
+
+    def _follow(self, path: str, body: Optional[bytes]) -> List[str]:
+        if path != TAGS_PATH or body is None:
+            return []
+        known = self._tags or {}
+        try:
+            names = parse.lines(path, body)
+        except IMDSError:
+            return []  # reported when the listing is parsed again below
+        return [InstanceTags.path(name) for name in names if name not in known]
+
+    # -- polling -----------------------------------------------------------
+
+    def poll(self) -> List[Event]:
+        """Read the changing paths once; the events new since the last poll.
+
+        Raises the ``IMDSError`` of a read that failed (see the module docstring).
+        """
+        self.polls += 1
+        client = self.metadata.client
+        try:
+            outcomes = client.fetch(self.paths(), follow=self._follow)
+        except (MetadataDisabledError, ConfigError):
+            raise
+        except IMDSError as exc:
+            self._failed(exc)
+            raise
+        events: List[Event] = []
+        failure: Optional[IMDSError] = None
+        steps: List[Callable[[Dict[str, Outcome]], List[Event]]] = [self._read_identity]
+        kinds = self.kinds
+        if SPOT in kinds:
+            steps.append(self._spot)
+        if REBALANCE in kinds:
+            steps.append(self._rebalance)
+        if kinds & _MAINTENANCE:
+            steps.append(self._maintenance)
+        if LIFECYCLE in kinds:
+            steps.append(self._autoscaling)
+        if TAGS in kinds:
+            steps.append(self._tags_changed)
+        for step in steps:
+            try:
+                events.extend(step(outcomes))
+            except IMDSError as exc:  # this kind keeps its state; the next poll retries it
+                failure = failure or exc
+        if failure is not None:
+            self._held.extend(events)
+            self._failed(failure)
+            raise failure
+        if self._outage:
+            self._outage = False
+            _log().info("IMDS answers again; events of the gap follow")
+        return self.take_held() + events
+
+    def watch(self, stop: Optional[threading.Event] = None) -> Iterator[Event]:
+        """Poll every ``interval`` seconds until ``stop`` is set, yielding events as they come."""
+        if stop is None:
+            stop = threading.Event()
+        due = time.monotonic()
+        while not stop.is_set():
+            try:
+                events = self.poll()
+            except (MetadataDisabledError, ConfigError):
+                raise
+            except IMDSError:
+                events = self.take_held()  # the failure was logged by poll()
+            yield from events
+            due += self.interval
+            now = time.monotonic()
+            if due < now:  # a poll outlasted the interval: start again now, don't bunch up
+                due = now
+            if stop.wait(due - now):
+                return
+
+    def take_held(self) -> List[Event]:
+        """The events a partly failed poll could read, now rather than at the next poll."""
+        held, self._held = self._held, []
+        return held
+
+    def _failed(self, exc: IMDSError) -> None:
+        self.failed_polls += 1
+        if not self._outage:
+            self._outage = True
+            _log().warning(
+                "IMDS poll failed (%s); still watching, events of the gap will be "
+                "reported once IMDS answers",
+                exc,
+                extra={"imds_outage": True},
+            )
+
+    # -- per kind ------------------------------------------------------------
+
+    def _event(self, kind: str, notice: Any, when: Optional[str], path: str) -> Event:
+        identity = self._identity or {}
+        return Event(
+            kind=kind,
+            notice=notice,
+            time=when,
+            instance_id=identity.get("instance_id"),
+            region=identity.get("region"),
+            availability_zone=identity.get("availability_zone"),
+            path=path,
+        )
+
+    def _read_identity(self, outcomes: Dict[str, Outcome]) -> List[Event]:
+        if self._identity is not None or not all(p in outcomes for p in _IDENTITY_PATHS):
+            return []
+        view = EC2Metadata(client=self.metadata.client)
+        view._reader = lambda path: _body(outcomes, path)
+        identity: Dict[str, Optional[str]] = {}
+        for name in ("instance_id", "region", "availability_zone"):
+            try:
+                identity[name] = getattr(view, name)
+            except (MalformedResponseError, LookupError):  # absent or odd: events say null
+                identity[name] = None
+        self._identity = identity
+        return []
+
+    def _notice(
+        self,
+        kind: str,
+        path: str,
+        outcomes: Dict[str, Outcome],
+        when: Callable[[bytes, Dict[str, Any]], dt.datetime],
+    ) -> List[Event]:
+        """A JSON-document notice: reported once per distinct content."""
+        body = _body(outcomes, path)
+        document = parse.optional_json_object(path, body)
+        if body is None or document is None:
+            return []
+        key = _canonical(document)
+        seen = self._seen.setdefault(kind, set())
+        if key in seen:
+            return []
+        seen.add(key)
+        time_text = None
+        try:
+            time_text = parse.iso_utc(when(body, document))
+        except MalformedResponseError as exc:
+            _log().warning("%s; reporting it as IMDS gave it", exc)
+        return [self._event(kind, document, time_text, path)]
+
+    def _spot(self, outcomes: Dict[str, Outcome]) -> List[Event]:
+        def when(body: bytes, document: Dict[str, Any]) -> dt.datetime:
+            # The model's parser checks the action too.
+            action = EC2Metadata.spot_instance_action.parse(SPOT_PATH, body)
+            if action is None:  # not reached: the body is a JSON object
+                raise MalformedResponseError(SPOT_PATH, "spot instance action")
+            return action.time
+
+        return self._notice(SPOT, SPOT_PATH, outcomes, when)
+
+    def _rebalance(self, outcomes: Dict[str, Outcome]) -> List[Event]:
+        def when(body: bytes, document: Dict[str, Any]) -> dt.datetime:
+            return parse.timestamp(REBALANCE_PATH, document.get("noticeTime"))
+
+        return self._notice(REBALANCE, REBALANCE_PATH, outcomes, when)
+
+    @staticmethod
+    def _maintenance_key(item: Any) -> str:
+        if isinstance(item, dict) and isinstance(item.get("EventId"), str):
+            return str(item["EventId"])
+        return _canonical(item)
+
+    def _maintenance_event(self, kind: str, item: Any, path: str) -> Event:
+        when = None
+        if isinstance(item, dict) and "NotBefore" in item:
+            try:
+                when = parse.iso_utc(parse.http_date(path, item["NotBefore"]))
+            except MalformedResponseError as exc:
+                _log().warning("%s; reporting the event as IMDS gave it", exc)
+        return self._event(kind, item, when, path)
+
+    def _maintenance(self, outcomes: Dict[str, Outcome]) -> List[Event]:
+        scheduled = parse.json_list(SCHEDULED_PATH, _body(outcomes, SCHEDULED_PATH))
+        history = parse.json_list(HISTORY_PATH, _body(outcomes, HISTORY_PATH))
+        events: List[Event] = []
+        for item in scheduled:
+            key, content = self._maintenance_key(item), _canonical(item)
+            if self._scheduled.get(key) != content:  # new, or rescheduled
+                self._scheduled[key] = content
+                if MAINTENANCE_SCHEDULED in self.kinds:
+                    events.append(
+                        self._maintenance_event(MAINTENANCE_SCHEDULED, item, SCHEDULED_PATH)
+                    )
+        baseline = self._history is None
+        seen = self._history if self._history is not None else set()
+        for item in history:
+            key = self._maintenance_key(item)
+            if key in seen:
+                continue
+            seen.add(key)
+            self._scheduled.pop(key, None)
+            if baseline:
+                continue  # past events, not news
+            state = str(item.get("State", "")) if isinstance(item, dict) else ""
+            kind = (
+                MAINTENANCE_CANCELLED
+                if state.lower().startswith("cancel")
+                else MAINTENANCE_COMPLETED
+            )
+            if kind in self.kinds:
+                events.append(self._maintenance_event(kind, item, HISTORY_PATH))
+        self._history = seen
+        return events
+
+    def _autoscaling(self, outcomes: Dict[str, Outcome]) -> List[Event]:
+        state = parse.optional_text(LIFECYCLE_PATH, _body(outcomes, LIFECYCLE_PATH))
+        if state is not None:
+            state = state.strip()
+        previous, self._lifecycle = self._lifecycle, state
+        if state is None or state == previous:
+            return []
+        return [
+            self._event(LIFECYCLE, {"previous": previous, "current": state}, None, LIFECYCLE_PATH)
+        ]
+
+    def _tags_changed(self, outcomes: Dict[str, Outcome]) -> List[Event]:
+        listing = _body(outcomes, TAGS_PATH)
+        if listing is None:
+            return []  # tags in metadata are off (now): nothing to compare
+        known = self._tags or {}
+        current: Dict[str, str] = {}
+        for name in parse.lines(TAGS_PATH, listing):
+            path = InstanceTags.path(name)
+            if path not in outcomes:  # a known key whose value is not due: as it was
+                current[name] = known[name]
+                continue
+            value = _body(outcomes, path)
+            if value is not None:  # None: deleted between listing and read
+                current[name] = parse.decode(path, value)
+        if self._tag_values_read:
+            self._tag_values_due = time.monotonic() + self.tags_interval
+        before, self._tags = self._tags, current
+        if before is None or before == current:
+            return []
+        notice = {
+            "added": {k: v for k, v in current.items() if k not in before},
+            "removed": {k: v for k, v in before.items() if k not in current},
+            "changed": {
+                k: {"old": before[k], "new": v}
+                for k, v in current.items()
+                if k in before and before[k] != v
+            },
+        }
+        return [self._event(TAGS, notice, None, TAGS_PATH)]

@@ -1,0 +1,1 @@
+"""Salt beacon modules of this extension (the loader skips this file)."""

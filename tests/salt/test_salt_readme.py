@@ -1,0 +1,235 @@
+"""Every command, top file, minion config and state salt_grains/README.md shows, run for real.
+
+The README's blocks are read from the file, so a block added there without a
+way to run it here fails ``test_every_block_is_run``. Targeting lines
+(``salt -G``/``salt -C``, which need a master) are run as the matcher each
+minion runs for them, ``salt-call match.grain``/``match.compound``, on a minion
+whose IMDS is the simulator; ``salt-call`` lines run as written.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Dict, List
+
+import pytest
+import yaml
+from readme_support import Block, readme_blocks
+from salt_grains_support import SALT_CALL, Minion, loud_lines, salt_call
+
+from ec2_metadata_core.simulator import Simulator
+from saltext.imds_ec2.options import SECTION, from_minion_opts
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+README = REPO / "salt_grains" / "README.md"
+# The README's throwaway setup and the simulator port it uses.
+README_ROOT = "/tmp/imds-salt"
+README_PORT = "1338"
+
+
+def blocks() -> List[Block]:
+    return readme_blocks(README)
+
+
+def commands(block: Block) -> List[List[str]]:
+    """The block's command lines, split as the shell would, comments dropped."""
+    return [shlex.split(line, comments=True) for line in block.text.splitlines() if line.strip()]
+
+
+def comment(line: str) -> str:
+    return line.split("#", 1)[1].strip() if "  #" in line else ""
+
+
+def is_targeting(block: Block) -> bool:
+    return block.language == "sh" and all(
+        words[0] in ("salt", "salt-call") and "--local" not in words for words in commands(block)
+    )
+
+
+def is_install(block: Block) -> bool:
+    return block.language == "sh" and all("install" in words for words in commands(block))
+
+
+def is_trying_it(block: Block) -> bool:
+    return block.language == "sh" and README_ROOT in block.text
+
+
+def kinds(block: Block) -> List[str]:
+    found = []
+    if is_targeting(block):
+        found.append("targeting")
+    if is_install(block):
+        found.append("install")
+    if is_trying_it(block):
+        found.append("trying it")
+    if block.language == "yaml" and block.text.startswith("base:"):
+        found.append("top file")
+    if block.language == "yaml" and block.text.startswith(SECTION + ":"):
+        found.append("minion config")
+    if block.language == "yaml" and block.text.startswith("# " + README_ROOT + "/srv/"):
+        found.append("state")
+    if block.language == "yaml" and block.text.startswith(("# /etc/salt/", "# /srv/")):
+        found.append("beacon and reactor")  # test_salt_master.py, test_salt_beacon.py
+    if block.language == "" and block.text.startswith("salt/beacon/"):
+        found.append("beacon event")  # test_salt_master.py
+    return found
+
+
+def test_every_block_is_run() -> None:
+    for block in blocks():
+        assert len(kinds(block)) == 1, "no test runs this README block:\n" + block.text
+
+
+@pytest.fixture
+def on_ec2(imds_simulator: Simulator, minion: Callable[..., Minion]) -> Minion:
+    return minion({"endpoint": imds_simulator.url})
+
+
+def test_targeting_and_grains_get_lines(on_ec2: Minion) -> None:
+    ran = 0
+    for block in filter(is_targeting, blocks()):
+        for line, words in zip(block.text.splitlines(), commands(block)):
+            if words[0] == "salt":
+                options = [word for word in words[1:] if word.startswith("-")]
+                target = next(word for word in words[1:] if not word.startswith("-"))
+                delimiter = [o.split("=", 1)[1] for o in options if o.startswith("--delimiter")]
+                if "-C" in options:
+                    args = ["match.compound", target]
+                else:
+                    assert "-G" in options, line
+                    args = ["match.grain", target]
+                args += ["delimiter=" + d for d in delimiter]
+                assert salt_call(on_ec2, *args).value is True, line
+            else:
+                value = salt_call(on_ec2, *words[1:]).value
+                assert value not in (None, "", {}, False), line
+                expected = comment(line)
+                if expected and " " not in expected:
+                    assert value == expected, line
+            ran += 1
+    assert ran >= 15
+    assert loud_lines(on_ec2.log) == []
+
+
+def test_install_lines_name_this_package() -> None:
+    project = re.search(r'(?m)^name = "([^"]+)"', (REPO / "pyproject.toml").read_text())
+    assert project is not None
+    for block in filter(is_install, blocks()):
+        for words in commands(block):
+            assert words[-1] == project.group(1), words
+
+
+def test_top_file_targets_the_instance(
+    on_ec2: Minion, imds_simulator: Simulator, tmp_path: Path
+) -> None:
+    (top,) = [b for b in blocks() if kinds(b) == ["top file"]]
+    srv = on_ec2.root / "srv"
+    srv.mkdir(parents=True, exist_ok=True)
+    (srv / "top.sls").write_text(top.text)
+    (srv / "webserver.sls").write_text("webserver-ran:\n  test.succeed_without_changes\n")
+    result = salt_call(on_ec2, "state.show_top")
+    assert result.value == {"base": ["webserver"]}
+    imds_simulator.set("meta-data/tags/instance/Role", "db")
+    assert salt_call(on_ec2, "state.show_top").value == {}
+
+
+def test_minion_config_block_is_accepted_as_written(
+    imds_simulator: Simulator, minion: Callable[..., Minion], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (config,) = [b for b in blocks() if kinds(b) == ["minion config"]]
+    section = yaml.safe_load(config.text)[SECTION]
+    from_minion_opts({SECTION: section})  # every option it shows exists and is valid
+    # endpoint: null -> the AWS variable, here the simulator.
+    monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds_simulator.url)
+    target = minion(section)
+    assert salt_call(target, "grains.get", "ec2:region").value == "eu-central-1"
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[str]) -> None:
+    import socket
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("the simulator did not start on port {}".format(port))
+
+
+def test_trying_it_off_ec2_as_written(tmp_path: Path) -> None:
+    """The simulator CLI, the local-minion CLI, salt-call and the state, in the README's order."""
+    from fault_support import free_port
+
+    port = str(free_port())
+    root = tmp_path / "imds-salt"
+
+    def localize(text: str) -> str:
+        return text.replace(README_ROOT, str(root)).replace(README_PORT, port)
+
+    trying = [words for b in blocks() if kinds(b) == ["trying it"] for words in commands(b)]
+    (state,) = [b for b in blocks() if kinds(b) == ["state"]]
+    tools: Dict[str, str] = {"python": sys.executable, "salt-call": str(SALT_CALL)}
+    outputs: List[str] = []
+    background: List[subprocess.Popen[str]] = []
+    try:
+        for words in trying:
+            words = [localize(word) for word in words]
+            if words[-1] == "&":
+                process = subprocess.Popen(
+                    [tools[words[0]], *words[1:-1]], stdout=subprocess.PIPE, text=True
+                )
+                background.append(process)
+                _wait_for_port(int(port), process)
+                continue
+            if "state.apply" in words:
+                target = root / "srv" / (words[-1] + ".sls")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(localize(state.text))
+            done = subprocess.run(
+                [tools[words[0]], *words[1:], "--out=json"]
+                if words[0] == "salt-call"
+                else [tools[words[0]], *words[1:]],
+                capture_output=True,
+                text=True,
+                timeout=180,
+                check=False,
+            )
+            assert done.returncode == 0, (words, done.stdout, done.stderr)
+            assert "Traceback" not in done.stderr
+            outputs.append(done.stdout)
+    finally:
+        for process in background:
+            process.terminate()
+            process.wait(timeout=30)
+    assert outputs[0].strip() == str(root / "conf")
+    assert '"eu-central-1b"' in outputs[1]
+    assert '"web-asg"' in outputs[2]
+    assert (root / "region.txt").read_text().strip() == "eu-central-1 web"
+
+
+def test_local_setup_cli_helps_and_refuses_bad_options_in_one_line(tmp_path: Path) -> None:
+    module = [sys.executable, "-m", "saltext.imds_ec2.local"]
+    helped = subprocess.run([*module, "--help"], capture_output=True, text=True, timeout=60)
+    assert helped.returncode == 0
+    for option in ("ROOT", "--endpoint", "--id", "--set"):
+        assert option in helped.stdout, option
+    refused = subprocess.run(
+        [*module, str(tmp_path / "x"), "--set", "timeout=soon"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2
+    assert refused.stderr.count("\n") == 1 and "timeout" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert not (tmp_path / "x").exists()
