@@ -27,7 +27,7 @@ class Contender(NamedTuple):
     check: Callable[[measure.Proc], Optional[str]]  # None if the answer is right
 
 
-def _json_tail(text: str) -> Any:
+def json_tail(text: str) -> Any:
     """The last JSON document of ``text`` (tools may print warnings before it)."""
     start = text.find("{")
     while start >= 0:
@@ -46,21 +46,21 @@ def _failed(proc: measure.Proc) -> Optional[str]:
 
 
 def _check_dump(proc: measure.Proc) -> Optional[str]:
-    data = _json_tail(proc.stdout)
+    data = json_tail(proc.stdout)
     if not isinstance(data, dict) or data.get("region") != REGION:
         return _failed(proc) or "no region in the dump"
     return None
 
 
 def _check_peer_library(proc: measure.Proc) -> Optional[str]:
-    data = _json_tail(proc.stdout)
+    data = json_tail(proc.stdout)
     if not isinstance(data, dict) or data.get("region") != REGION:
         return _failed(proc) or "ec2-metadata did not read the region"
     return None
 
 
 def _check_peer_module(proc: measure.Proc) -> Optional[str]:
-    data = _json_tail(proc.stdout)
+    data = json_tail(proc.stdout)
     facts = data.get("ansible_facts") if isinstance(data, dict) else None
     if not isinstance(facts, dict) or facts.get("ansible_ec2_placement_region") != REGION:
         return _failed(proc) or "amazon.aws gave no region fact"
@@ -233,7 +233,7 @@ def salt_call(target: Minion, expect: str) -> Contender:
     ]
 
     def check(proc: measure.Proc) -> Optional[str]:
-        data = _json_tail(proc.stdout)
+        data = json_tail(proc.stdout)
         if not isinstance(data, dict) or data.get("local") != expect:
             got = data.get("local") if isinstance(data, dict) else None
             return _failed(proc) or "salt-call gave {!r}, expected {!r}".format(got, expect)

@@ -32,9 +32,15 @@ ENUMERATIONS = frozenset(
 class Sim:
     """benchmarks/simserver.py as a child process (see its docstring)."""
 
-    def __init__(self, latency_ms: float = 0.0) -> None:
+    def __init__(self, latency_ms: float = 0.0, *options: str) -> None:
         self._proc = subprocess.Popen(
-            [str(layout.PYTHON), str(layout.HERE / "simserver.py"), "--latency", str(latency_ms)],
+            [
+                str(layout.PYTHON),
+                str(layout.HERE / "simserver.py"),
+                "--latency",
+                str(latency_ms),
+                *options,
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -92,19 +98,50 @@ def run_process(
     argv: Sequence[str], env: Mapping[str, str], cwd: Path, timeout: float = 120.0
 ) -> Proc:
     """Run ``argv`` to its end; wall time from spawn to reaping, rusage from wait4."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(
-            list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=dict(env), cwd=cwd
-        )
-        timer = threading.Timer(timeout, proc.kill)
-        timer.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            timer.cancel()
-        wall = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
+    return finish_process(start_process(argv, env, cwd), timeout)
+
+
+# Kernel counters of this network namespace (/proc/net/netstat, TcpExt):
+# SYNs a full listen queue dropped, and SYNs the kernel had to send again.
+TCP_COUNTERS = ("ListenOverflows", "ListenDrops", "TCPSynRetrans")
+
+
+def tcp_counters() -> Dict[str, int]:
+    """The namespace's TcpExt counters named in ``TCP_COUNTERS`` (empty if unreadable)."""
+    try:
+        lines = Path("/proc/net/netstat").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return {}
+    for names, values in zip(lines[::2], lines[1::2]):
+        if names.startswith("TcpExt:"):
+            table = dict(zip(names.split()[1:], values.split()[1:]))
+            return {name: int(table.get(name, 0)) for name in TCP_COUNTERS}
+    return {}
+
+
+def start_process(argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> Any:
+    """A child whose stdout and stderr go to temporary files, for ``finish_process``."""
+    out = tempfile.TemporaryFile()  # noqa: SIM115 - closed by finish_process
+    err = tempfile.TemporaryFile()  # noqa: SIM115
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=dict(env), cwd=cwd
+    )
+    return proc, out, err, started
+
+
+def finish_process(handle: Any, timeout: float = 120.0) -> Proc:
+    """Wait for a child of ``start_process``: wall time from spawn to reaping, rusage."""
+    proc, out, err, started = handle
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        timer.cancel()
+    wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    with out, err:
         out.seek(0)
         err.seek(0)
         return Proc(
@@ -122,10 +159,19 @@ def request_figures(stats: Mapping[str, Any], per: int = 1) -> Dict[str, Any]:
     by_path: Dict[str, int] = stats["by_path"]
     fetched_more = sorted(p for p, n in by_path.items() if n > per)
     listings = sorted(p for p in by_path if p.endswith("/") and p.startswith("GET "))
+    by_status: Dict[str, int] = stats.get("by_status", {})
     return {
         "requests": stats["requests"] / per,
         "token_requests": stats["token_requests"] / per,
         "connections": stats["connections"] / per,
+        # How the service pushed back (a scenario's doing; 0 from the default).
+        "over_capacity": stats.get("over_capacity", 0) / per,
+        "throttled": stats.get("throttled", 0) / per,
+        "unanswered": (stats["requests"] - sum(by_status.values())) / per,
+        "statuses_429_5xx": sum(
+            n for code, n in by_status.items() if code == "429" or code.startswith("5")
+        )
+        / per,
         "paths": len(by_path),
         "fetched_more_than_once": fetched_more,
         "listings": listings,

@@ -80,6 +80,58 @@ def targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
     )
     rows.extend(_request_targets(results))
     rows.extend(_salt_targets(results.get("salt", {})))
+    rows.extend(_service_targets(results))
+    return rows
+
+
+def _service_targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
+    rows = []
+    for name, block in results.get("service", {}).items():
+        ours = block.get("ours", {})
+        runs = len(ours.get("samples", []))
+        rows.append(
+            _target(
+                "ours under {}: dumps not equal to a healthy run, of {}".format(name, runs),
+                float(len(ours.get("errors", []))) if runs else None,
+                0,
+                "dumps",
+                "; ".join(ours.get("errors", [])[:2]),
+            )
+        )
+    capped = results.get("service", {}).get("4-connections", {})
+    ours, peer = _median(capped.get("ours")), _median(capped.get("ec2_metadata"))
+    if ours is not None:
+        rows.append(
+            _target(
+                "dump process at 2 ms, at most 4 connections <= ec2-metadata 3.0.0",
+                ours * 1000,
+                (peer or 0.0) * 1000,
+                "ms",
+            )
+        )
+    concurrent = results.get("concurrent", {})
+    rounds = concurrent.get("rounds", [])
+    if rounds:
+        dumps = concurrent.get("dumps", 0)
+        rows.append(
+            _target(
+                "{} dumps at once: failed, over {} rounds".format(dumps, len(rounds)),
+                float(sum(dumps - r["ok"] for r in rounds)),
+                0,
+                "dumps",
+            )
+        )
+        rows.append(
+            _target(
+                "{} dumps at once: connects that waited for the kernel's SYN resend".format(dumps),
+                float(sum(r["kernel"].get("TCPSynRetrans", 0) for r in rounds)),
+                0,
+                "connects",
+                "SYNs dropped by the full listen queue: {}".format(
+                    sum(r["kernel"].get("ListenDrops", 0) for r in rounds)
+                ),
+            )
+        )
     return rows
 
 
@@ -242,6 +294,8 @@ def render(results: Dict[str, Any]) -> str:
     out.append("")
     out.extend(_process_section(results))
     out.append("")
+    out.extend(_service_section(results))
+    out.append("")
     out.extend(_e2e_section(results))
     out.append("")
     out.extend(_import_section(results))
@@ -302,7 +356,10 @@ def _gather_section(results: Dict[str, Any]) -> List[str]:
         "req/tok/conn",
         "simulator cpu ms",
     ]
-    title = "Gather alone: snapshot(EC2Metadata(endpoint=url)) in process, after import"
+    title = (
+        "Gather alone: snapshot(EC2Metadata(endpoint=url)) in process, after import "
+        "(Connection: close)"
+    )
     return [title, *_table(header, rows)]
 
 
@@ -332,7 +389,8 @@ def _process_section(results: Dict[str, Any]) -> List[str]:
         "peak MB",
         "req/tok/conn",
     ]
-    lines = ["Whole process: one full gather, spawn to exit", *_table(header, rows)]
+    title = "Whole process: one full gather, spawn to exit (simulator default: Connection: close)"
+    lines = [title, *_table(header, rows)]
     slopes = []
     for key, by_latency in walls.items():
         if "0" in by_latency and "10" in by_latency:
@@ -341,6 +399,87 @@ def _process_section(results: Dict[str, Any]) -> List[str]:
         lines.append(
             "round trips in series, (wall at 10 ms - wall at 0 ms) / 10 ms: " + ", ".join(slopes)
         )
+    return lines
+
+
+def _pushed(block: Dict[str, Any]) -> str:
+    pushed = block.get("pushed_back") or {}
+    runs = len([s for s in block.get("samples", []) if "error" not in s]) or 1
+    parts = [
+        "{} {:.0f}".format(label, pushed[key] / runs)
+        for key, label in (
+            ("over_capacity", "cut"),
+            ("throttled", "throttled"),
+            ("statuses_429_5xx", "429/5xx"),
+            ("unanswered", "unanswered"),
+        )
+        if pushed.get(key)
+    ]
+    return ", ".join(parts) or "-"
+
+
+def _service_section(results: Dict[str, Any]) -> List[str]:
+    lines: List[str] = []
+    rows = []
+    for name, block in results.get("service", {}).items():
+        for key in ("ours", "ec2_metadata"):
+            part = block.get(key, {})
+            runs = len(part.get("samples", []))
+            if not runs:
+                continue
+            rows.append(
+                [
+                    name,
+                    part["label"],
+                    "{}/{}".format(runs - len(part.get("errors", [])), runs),
+                    _ms(part.get("wall")),
+                    _requests(part),
+                    _pushed(part),
+                ]
+            )
+    if rows:
+        header = ["service", "contender", "equal", "wall ms", "req/tok/conn", "pushed back/run"]
+        title = (
+            "The service pushing back, 2 ms, Connection: close: whole dumps in a row, "
+            "each compared with a healthy run's"
+        )
+        lines += [title, *_table(header, rows), ""]
+    kept = results.get("keep_alive", {})
+    if kept:
+        rows = [
+            [block["label"], _ms(block.get("wall")), _ms(block.get("cpu")), _requests(block)]
+            for block in kept.values()
+        ]
+        header = ["contender", "wall ms median [min-max]", "cpu ms", "req/tok/conn"]
+        lines += ["A simulator that keeps connections alive (a knob), 2 ms", *_table(header, rows)]
+        lines.append("")
+    concurrent = results.get("concurrent", {})
+    rows = [
+        [
+            str(index + 1),
+            "{}/{}".format(r["ok"], concurrent.get("dumps")),
+            _s(r.get("wall")),
+            str(r["kernel"].get("ListenDrops", "-")),
+            str(r["kernel"].get("TCPSynRetrans", "-")),
+            str(r.get("peak_connections", "-")),
+        ]
+        for index, r in enumerate(concurrent.get("rounds", []))
+    ]
+    if rows:
+        header = [
+            "round",
+            "ok",
+            "wall s median [min-max]",
+            "SYNs dropped (listen queue)",
+            "SYN resends (kernel, 1 s)",
+            "peak connections",
+        ]
+        lines += [
+            "{} dump processes started at once, one simulator (listen queue 128), 2 ms".format(
+                concurrent.get("dumps")
+            ),
+            *_table(header, rows),
+        ]
     return lines
 
 

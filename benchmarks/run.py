@@ -28,6 +28,8 @@ import measure
 import report
 import watch_cost
 
+from ec2_metadata_core.simulator import SCENARIOS
+
 T = TypeVar("T")
 
 LATENCIES_MS = (0, 2, 10)
@@ -44,10 +46,16 @@ class Plan(NamedTuple):
     slow_runs: Dict[int, int]
     ansible_runs: int
     salt_runs: int  # salt-call varies by tenths of a second: more runs to see a 0.2 s probe
+    scenario_runs: int  # ours, whole dumps in a row under each pushing-back scenario
+    scenario_peer_runs: int  # ec2-metadata 3.0.0 under the same, for context
+    concurrent_rounds: int  # rounds of CONCURRENT_DUMPS dumps started at once
 
 
-FULL = Plan(15, 5, 10, {0: 11, 2: 11, 10: 9}, {0: 3, 2: 5, 10: 3}, 5, 9)
-QUICK = Plan(3, 1, 3, {0: 2, 2: 2, 10: 1}, {0: 1, 2: 1, 10: 1}, 1, 1)
+FULL = Plan(15, 5, 10, {0: 11, 2: 11, 10: 9}, {0: 3, 2: 5, 10: 3}, 5, 9, 20, 5, 3)
+QUICK = Plan(3, 1, 3, {0: 2, 2: 2, 10: 1}, {0: 1, 2: 1, 10: 1}, 1, 1, 2, 1, 1)
+# The real service's shape at a typical latency: scenarios, keep-alive, a crowd.
+SERVICE_LATENCY_MS = 2
+CONCURRENT_DUMPS = 20
 
 
 class Budget:
@@ -267,6 +275,123 @@ def measure_ansible(
     return {c.key: _rollup(c.label, samples[c.key]) for c in rows}
 
 
+def healthy_answers(url: str) -> Dict[str, Any]:
+    """What ours and ec2-metadata give from the realistic default: the right answers."""
+    answers: Dict[str, Any] = {}
+    for contender in contenders.process_contenders(url)[:2]:
+        proc = measure.run_process(contender.argv, contender.env, layout.SCRATCH, 120)
+        answers[contender.key] = contenders.json_tail(proc.stdout)
+    return answers
+
+
+def _same_as(expected: Any, what: str) -> Any:
+    def check(proc: measure.Proc) -> Optional[str]:
+        got = contenders.json_tail(proc.stdout)
+        if proc.returncode != 0 or got != expected:
+            tail = (proc.stderr or proc.stdout).strip()[-300:]
+            return "exit {}, {} differs from a healthy run: {}".format(proc.returncode, what, tail)
+        return None
+
+    return check
+
+
+def _pair(url: str, healthy: Dict[str, Any]) -> List[contenders.Contender]:
+    """Ours and ec2-metadata, each checked against its own answer from a healthy service."""
+    ours, peer = contenders.process_contenders(url)[:2]
+    return [
+        ours._replace(check=_same_as(healthy.get("ours"), "the dump")),
+        peer._replace(check=_same_as(healthy.get("ec2_metadata"), "what it read")),
+    ]
+
+
+def _pushed_back(samples: List[Dict[str, Any]]) -> Dict[str, Any]:
+    keys = ("over_capacity", "throttled", "unanswered", "statuses_429_5xx")
+    return {k: sum(s.get(k, 0) for s in samples if "error" not in s) for k in keys}
+
+
+def measure_service(plan: Plan, budget: Budget, healthy: Dict[str, Any]) -> Dict[str, Any]:
+    """Whole dumps in a row under each way the service pushes back (simulator/scenarios.py).
+
+    The simulator runs each scenario in a process of its own, at 2 ms; its
+    state (a rate limit's bucket, a fault's count) carries over from dump to
+    dump, as on an instance. Every dump must equal a healthy run's.
+    """
+    results: Dict[str, Any] = {}
+    for name in SCENARIOS:
+        if not budget.allows("service"):
+            break
+        progress("service pushing back: {}".format(name))
+        sim = measure.Sim(SERVICE_LATENCY_MS, "--scenario", name)
+        try:
+            ours, peer = _pair(sim.url, healthy)
+            samples: Dict[str, List[Dict[str, Any]]] = {"ours": [], "ec2_metadata": []}
+            for index in range(plan.scenario_runs):
+                turn = [ours, peer] if index < plan.scenario_peer_runs else [ours]
+                for contender in _rotated(turn, index):
+                    if budget.allows("service"):
+                        samples[contender.key].append(_sample(sim, contender, layout.SCRATCH))
+        finally:
+            sim.close()
+        results[name] = {
+            key: dict(_rollup(label, samples[key]), pushed_back=_pushed_back(samples[key]))
+            for key, label in (("ours", ours.label), ("ec2_metadata", peer.label))
+        }
+    return results
+
+
+def measure_keep_alive(plan: Plan, budget: Budget, healthy: Dict[str, Any]) -> Dict[str, Any]:
+    """Ours and ec2-metadata at 2 ms against a simulator that keeps connections alive."""
+    sim = measure.Sim(SERVICE_LATENCY_MS, "--keep-alive")
+    try:
+        rows = _pair(sim.url, healthy)
+        samples: Dict[str, List[Dict[str, Any]]] = {c.key: [] for c in rows}
+        for index in range(plan.process_runs[SERVICE_LATENCY_MS]):
+            for contender in _rotated(rows, index):
+                if budget.allows("keep_alive"):
+                    samples[contender.key].append(_sample(sim, contender, layout.SCRATCH))
+    finally:
+        sim.close()
+    return {c.key: _rollup(c.label, samples[c.key]) for c in rows}
+
+
+def measure_concurrent(
+    sim: measure.Sim, plan: Plan, budget: Budget, url: str, healthy: Dict[str, Any]
+) -> Dict[str, Any]:
+    """CONCURRENT_DUMPS dump processes started at once against one simulator (listen queue 128).
+
+    The namespace's kernel counters say how many SYNs a full listen queue
+    dropped and how many the kernel had to send again (a connect that waited
+    the 1 s resend); the slowest dump says whether anything stalled.
+    """
+    ours = _pair(url, healthy)[0]
+    rounds = []
+    for _ in range(plan.concurrent_rounds):
+        if not budget.allows("concurrent"):
+            break
+        sim.reset()
+        before = measure.tcp_counters()
+        handles = [
+            measure.start_process(ours.argv, ours.env, layout.SCRATCH)
+            for _ in range(CONCURRENT_DUMPS)
+        ]
+        procs = [measure.finish_process(handle, 120) for handle in handles]
+        after = measure.tcp_counters()
+        stats = sim.stats()
+        errors = [e for e in (ours.check(p) for p in procs) if e is not None]
+        rounds.append(
+            {
+                "ok": len(procs) - len(errors),
+                "errors": errors,
+                "wall": measure.summary([p.wall_s for p in procs]),
+                "kernel": {k: after.get(k, 0) - before.get(k, 0) for k in after},
+                "requests": stats["requests"],
+                "connections": stats["connections"],
+                "peak_connections": stats["peak_connections"],
+            }
+        )
+    return {"dumps": CONCURRENT_DUMPS, "rounds": rounds}
+
+
 class _SaltVariant(NamedTuple):
     key: str
     label: str
@@ -391,6 +516,13 @@ def run(plan: Plan, budget: Budget, setup: Dict[str, Any]) -> Dict[str, Any]:
             results["processes"][str(latency)] = measure_processes(
                 sim, plan.process_runs[latency], plan.slow_runs[latency], budget, url
             )
+        sim.latency(SERVICE_LATENCY_MS)
+        healthy = healthy_answers(url)
+        progress("{} dumps at once".format(CONCURRENT_DUMPS))
+        results["concurrent"] = measure_concurrent(sim, plan, budget, url, healthy)
+        progress("whole processes at {} ms, connections kept alive".format(SERVICE_LATENCY_MS))
+        results["keep_alive"] = measure_keep_alive(plan, budget, healthy)
+        results["service"] = measure_service(plan, budget, healthy)
         sim.latency(E2E_LATENCY_MS)
         progress("ansible end to end at {} ms".format(E2E_LATENCY_MS))
         results["ansible"] = measure_ansible(sim, plan, budget, url, ours_ready)
@@ -410,7 +542,7 @@ def run(plan: Plan, budget: Budget, setup: Dict[str, Any]) -> Dict[str, Any]:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few repetitions (harness check)")
-    parser.add_argument("--budget", type=float, default=540.0, metavar="S")
+    parser.add_argument("--budget", type=float, default=900.0, metavar="S")
     parser.add_argument("--no-save", action="store_true", help="do not write benchmarks/results")
     args = parser.parse_args(argv)
     if not measure.loopback_only():

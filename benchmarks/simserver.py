@@ -10,6 +10,7 @@ Protocol: the first stdout line is the base URL. Then one command a line on
 stdin, each answered by one JSON line on stdout:
 
     stats          {"requests": N, "token_requests": N, "connections": N,
+                    "over_capacity": N, "throttled": N, "peak_connections": N,
                     "by_path": {"GET /latest/...": N}, "by_status": {...},
                     "server_time": s, "server_cpu_time": s,
                     "process_cpu_time": s}  (CPU of this whole process, all
@@ -19,7 +20,12 @@ stdin, each answered by one JSON line on stdout:
     silent 0|1     {"ok": true}   (accept, read, never answer)
     quit           stops; so does end of input
 
-Usage: python benchmarks/simserver.py [--latency MS]
+Usage: python benchmarks/simserver.py [--latency MS] [--scenario NAME] [--keep-alive]
+
+By default it behaves like the real service on the wire (one request per
+connection); ``--scenario`` makes it push back as a named scenario of
+``ec2_metadata_core.simulator.SCENARIOS`` does, ``--keep-alive`` keeps
+connections open for more requests.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import sys
 import time
 from typing import Any, Dict, List, Optional
 
-from ec2_metadata_core.simulator import Simulator
+from ec2_metadata_core.simulator import SCENARIOS, Simulator, scenario
 
 _since = [time.process_time()]
 
@@ -41,6 +47,9 @@ def _stats(sim: Simulator) -> Dict[str, Any]:
         "requests": stats.requests,
         "token_requests": stats.token_requests,
         "connections": stats.connections,
+        "over_capacity": stats.over_capacity,
+        "throttled": stats.throttled,
+        "peak_connections": stats.peak_connections,
         "by_path": dict(stats.by_path),
         "by_status": {str(k): v for k, v in stats.by_status.items()},
         "server_time": stats.server_time,
@@ -71,8 +80,18 @@ def _command(sim: Simulator, words: List[str]) -> Optional[Dict[str, Any]]:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=0.0, metavar="MS")
+    parser.add_argument("--scenario", choices=sorted(SCENARIOS))
+    parser.add_argument("--keep-alive", action="store_true")
     args = parser.parse_args(argv)
-    sim = Simulator(host="127.0.0.1", port=0, latency=args.latency / 1000.0).start()
+    knobs = scenario(args.scenario) if args.scenario else {}
+    sim = Simulator(
+        host="127.0.0.1",
+        port=0,
+        latency=args.latency / 1000.0,
+        keep_alive=args.keep_alive,
+        seed=1,
+        **knobs,
+    ).start()
     try:
         print(sim.url, flush=True)
         for line in sys.stdin:

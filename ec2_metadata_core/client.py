@@ -36,7 +36,7 @@ from .errors import (
     TokenTimeoutError,
 )
 from .transport import RequestsTransport, StdlibTransport, Transport
-from .wire import Job, Outcome, Response
+from .wire import Job, Outcome, Response, retry_after
 
 if TYPE_CHECKING:  # pragma: no cover
     import requests
@@ -60,7 +60,18 @@ RETRYABLE_STATUSES = frozenset((429, 500, 502, 503, 504))
 # Statuses of the token PUT that mean "this endpoint has no IMDSv2".
 NO_V2_STATUSES = frozenset((403, 404, 405))
 BACKOFF_BASE = 0.05
+# Back-off spans a throttle window (IMDS counts requests per second).
 BACKOFF_CAP = 1.0
+# A request the service answered with 429/5xx, or cut at a connection cap,
+# may retry this many times more than ``attempts`` allows (within its
+# deadline and the pass's quota): the service is there, only busy.
+# ``attempts=1`` still means no retry at all.
+THROTTLED_TRIES_FACTOR = 5
+# Retries one pass may spend, shared by all its requests (the AWS SDKs'
+# retry quota): RETRY_QUOTA, plus RETRY_SHARE for each request of the pass;
+# each retry costs one, each clean answer earns one back.
+RETRY_QUOTA = 100
+RETRY_SHARE = 3
 # A token travels in a header line: visible ASCII only.
 _TOKEN = re.compile(r"[\x21-\x7e]+\Z")
 
@@ -73,8 +84,9 @@ class _Key(NamedTuple):
     """What a request is for; rides on its ``Job`` through retries."""
 
     path: str  # under /latest/ for reads, the full path for the token PUT
-    started: float  # monotonic time of the first attempt, for the deadline
+    started: float  # monotonic time of the first send (0 before it), for the deadline
     renewed: bool = False  # already retried once after a 401
+    failures: int = 0  # attempts that failed for a reason other than throttling
 
 
 def _backoff(attempt: int) -> float:
@@ -82,6 +94,35 @@ def _backoff(attempt: int) -> float:
     import random  # only a retry needs it
 
     return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * (2**attempt)))
+
+
+def busy_tries(attempts: int) -> int:
+    """Tries a request gets while the service answers 429/5xx (see ``THROTTLED_TRIES_FACTOR``)."""
+    return 1 + (attempts - 1) * THROTTLED_TRIES_FACTOR
+
+
+class _RetryQuota:
+    """The retries one pass may still spend (see ``RETRY_QUOTA``)."""
+
+    __slots__ = ("ceiling", "left")
+
+    def __init__(self) -> None:
+        self.left = self.ceiling = RETRY_QUOTA
+
+    def grow(self) -> None:
+        """One more request in the pass: it brings its share of retries."""
+        self.left += RETRY_SHARE
+        self.ceiling += RETRY_SHARE
+
+    def earn(self) -> None:
+        if self.left < self.ceiling:
+            self.left += 1
+
+    def spend(self) -> bool:
+        if self.left <= 0:
+            return False
+        self.left -= 1
+        return True
 
 
 class TokenProvider:
@@ -100,7 +141,6 @@ class TokenProvider:
         # (token, renew at) in one attribute so lock-free readers see a pair.
         self._current: Optional[Tuple[str, float]] = None
         self._failure: Optional[IMDSError] = None  # the last fetch's, until one succeeds
-        self.fetches = 0
 
     def __repr__(self) -> str:
         state = "held" if self._current is not None else "none"
@@ -130,7 +170,6 @@ class TokenProvider:
             except IMDSError as exc:
                 self._failure = exc
                 raise
-            self.fetches += 1
             self._failure = None
             lifetime = max(1, min(granted, self._ttl))
             # Renew a tenth of the lifetime early (at most a minute) so a
@@ -187,8 +226,6 @@ class IMDSClient:
         self.transport = transport
         self.tokens = TokenProvider(self._fetch_token, self.settings.token_ttl)
         self._v1 = False  # set once the token PUT proved IMDSv2 absent and v1 is allowed
-        self._stats_lock = threading.Lock()
-        self.requests = 0
 
     def __repr__(self) -> str:
         return "IMDSClient(endpoint={!r}, timeout={:g}, attempts={})".format(
@@ -270,43 +307,65 @@ class IMDSClient:
 
     # -- requests ----------------------------------------------------------
 
-    def _classify(self, job: Job, outcome: Outcome) -> Union[Response, IMDSError, Job]:
+    def _classify(
+        self, job: Job, outcome: Outcome, quota: _RetryQuota
+    ) -> Union[Response, IMDSError, Job]:
         """An answer, a final error, or the same request again after back-off.
 
-        Connection errors, timeouts, 429 and 5xx are retried until
-        ``settings.attempts`` or the request's overall deadline (every
-        attempt's timeout plus back-off, from its first send) runs out.
+        Failures without an answer (timeouts, refused or broken
+        connections) are retried until ``settings.attempts``. An answer that
+        asks for a retry (429, 5xx) or a connection cut at a cap before any
+        answer says the service is there and busy: those may take
+        ``THROTTLED_TRIES_FACTOR`` times as many retries, and wait at least the
+        ``Retry-After`` the service sent. Every retry stays inside the
+        request's deadline (every attempt's timeout plus back-off, from its
+        first send) and spends the pass's ``quota``.
         """
-        with self._stats_lock:
-            self.requests += 1
         if isinstance(outcome, Response) and outcome.status not in RETRYABLE_STATUSES:
+            quota.earn()
             return outcome
         error = (
             outcome if isinstance(outcome, IMDSError) else IMDSHTTPError(job.path, outcome.status)
         )
         attempts, timeout = self.settings.attempts, self.settings.timeout
-        attempt = job.tries + 1
-        resend_at = time.monotonic() + _backoff(attempt)
-        if attempt >= attempts or resend_at >= job.key.started + attempts * (timeout + BACKOFF_CAP):
+        key: _Key = job.key
+        tries = job.tries + 1
+        if job.throttled or isinstance(outcome, Response):
+            failures = key.failures
+            pause = _backoff(tries)
+            if isinstance(outcome, Response):
+                asked = retry_after(outcome.headers.get("retry-after"))
+                pause = pause if asked is None else max(pause, asked)
+            out_of_tries = tries >= busy_tries(attempts)
+        else:
+            failures = key.failures + 1
+            pause = _backoff(failures)
+            out_of_tries = failures >= attempts
+        resend_at = time.monotonic() + pause
+        if out_of_tries or resend_at >= key.started + attempts * (timeout + BACKOFF_CAP):
+            return error
+        if not quota.spend():
+            _debug("retry quota spent; %s %s fails", job.method, job.path)
             return error
         _debug(
-            "retrying %s %s after %s (attempt %d/%d)",
+            "retrying %s %s after %s (try %d)",
             job.method,
             job.path,
             type(error).__name__,
-            attempt,
-            attempts,
+            tries,
         )
-        return Job(job.key, job.method, job.path, job.headers, resend_at, attempt)
+        retry_key = key._replace(failures=failures)
+        return Job(retry_key, job.method, job.path, job.headers, resend_at, tries)
 
     def _send(self, method: str, path: str, headers: Dict[str, str]) -> Response:
         """One request, retried as ``_classify`` says; raises its final error."""
         if self.settings.disabled:
             raise MetadataDisabledError()
         results: List[Union[Response, IMDSError]] = []
+        quota = _RetryQuota()
 
         def on_done(job: Job, outcome: Outcome) -> Iterable[Job]:
-            result = self._classify(job, outcome)
+            result = self._classify(job, outcome, quota)
             if isinstance(result, Job):
                 return [result]
             results.append(result)
@@ -321,8 +380,8 @@ class IMDSClient:
     def fetch(self, paths: Iterable[str], follow: Optional[Follow] = None) -> Dict[str, Body]:
         """Read many paths under ``/latest/`` in one pipelined pass.
 
-        Up to ``settings.max_concurrency`` requests are in flight, over
-        kept-alive connections, with one token. ``follow(path, body)`` runs as
+        Up to ``settings.max_concurrency`` requests are in flight (fewer
+        while the service pushes back, see ``wire``), with one token. ``follow(path, body)`` runs as
         each answer arrives (body ``None`` for 404) and names further paths to
         read, so dependent reads (a listing, then its entries) start at once.
         Returns every path's body, ``None`` if absent, or the ``IMDSError`` that
@@ -340,8 +399,12 @@ class IMDSClient:
         # than each paying for another failing token request.
         token_failure: List[IMDSError] = []
         unstamped = {} if self._v1 else {TOKEN_HEADER: ""}
+        quota = _RetryQuota()
 
         def stamp(job: Job) -> None:
+            if not job.key.started:
+                # The deadline runs from the first send, not from time in the queue.
+                job.key = job.key._replace(started=time.monotonic())
             if TOKEN_HEADER not in job.headers:
                 return  # IMDSv1
             if token_failure:
@@ -358,14 +421,15 @@ class IMDSClient:
             for path in new_paths:
                 if path not in queued:
                     queued.add(path)
-                    yield Job(_Key(path, time.monotonic()), "GET", "/latest/" + path, unstamped)
+                    quota.grow()
+                    yield Job(_Key(path, 0.0), "GET", "/latest/" + path, unstamped)
 
         def on_done(job: Job, outcome: Outcome) -> Iterable[Job]:
             key: _Key = job.key
             if isinstance(outcome, TokenError):
                 outcomes[key.path] = outcome  # from stamp(); retried already
                 return []
-            result = self._classify(job, outcome)
+            result = self._classify(job, outcome, quota)
             if isinstance(result, Job):
                 return [result]
             if isinstance(result, IMDSError):
@@ -374,7 +438,7 @@ class IMDSClient:
             if result.status == 401 and not key.renewed and TOKEN_HEADER in job.headers:
                 _debug("IMDS answered 401 for %s; renewing the token", job.path)
                 self.tokens.invalidate(job.headers[TOKEN_HEADER])
-                return [Job(_Key(key.path, key.started, True), "GET", job.path, unstamped)]
+                return [Job(key._replace(renewed=True), "GET", job.path, unstamped)]
             if result.status not in (200, 404):
                 outcomes[key.path] = IMDSHTTPError(job.path, result.status)
                 return []

@@ -26,8 +26,25 @@ from typing import (
 from urllib.parse import quote
 
 from . import config, parse
-from .errors import ConfigError, IMDSError, MalformedResponseError, TagsNotEnabledError
+from .errors import (
+    ConfigError,
+    IMDSError,
+    MalformedResponseError,
+    PathNotFoundError,
+    TagsNotEnabledError,
+)
 from .lazy import LazyObject, Leaf, UncachedLeaf, cached_property
+
+# What a URL path carries as it is (RFC 3986 pchar). Every character a tag
+# key may hold (letters, digits, + - = . , _ : @) is among them, and IMDS is
+# not known to percent-decode paths: such names must travel literally.
+_PATH_CHARACTERS = "!$&'()*+,;=:@"
+
+
+def segment(name: str) -> str:
+    """``name`` (from a listing) as a path segment: percent-encode only what a path cannot hold."""
+    return quote(name, safe=_PATH_CHARACTERS)
+
 
 if TYPE_CHECKING:  # pragma: no cover
     import requests
@@ -483,11 +500,11 @@ class EC2Metadata(LazyObject):
 
     @staticmethod
     def role_credentials_path(role: str) -> str:
-        return "meta-data/iam/security-credentials/" + quote(role, safe="")
+        return "meta-data/iam/security-credentials/" + segment(role)
 
     @staticmethod
     def block_device_path(name: str) -> str:
-        return "meta-data/block-device-mapping/" + quote(name, safe="")
+        return "meta-data/block-device-mapping/" + segment(name)
 
     @cached_property
     def block_device_mapping(self) -> Dict[str, str]:
@@ -553,8 +570,7 @@ class InstanceTags(Mapping[str, str]):
 
     @classmethod
     def path(cls, name: str) -> str:
-        # Keys may hold ':', '@', '=' and the like: quote everything but unreserved.
-        return cls.LISTING + quote(name, safe="")
+        return cls.LISTING + segment(name)
 
     def __getitem__(self, name: str) -> str:
         value = self._map[name]
@@ -572,11 +588,28 @@ class InstanceTags(Mapping[str, str]):
     def __iter__(self) -> Iterator[str]:
         return iter(self._map)
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._map  # named by the listing; no read needed
+
     def __len__(self) -> int:
         return len(self._map)
 
     def __repr__(self) -> str:
         return "InstanceTags({!r})".format(list(self._map))
+
+    def present(self) -> Dict[str, str]:
+        """Every tag with its value, less any the listing named that then answered 404.
+
+        Listing then reading is not atomic: a tag removed in between is gone,
+        not a failure (any other error still raises).
+        """
+        found = {}
+        for name in self._map:
+            try:
+                found[name] = self[name]
+            except PathNotFoundError:
+                continue
+        return found
 
 
 class _Child(LazyObject):
@@ -664,7 +697,7 @@ class NetworkInterface(_Child):
 
     @staticmethod
     def association_item(public_ip: str) -> str:
-        return "ipv4-associations/" + quote(public_ip, safe="")
+        return "ipv4-associations/" + segment(public_ip)
 
     @cached_property
     def ipv4_associations(self) -> Dict[str, List[str]]:

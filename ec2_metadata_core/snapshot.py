@@ -240,7 +240,9 @@ def to_json(value: Any) -> JSON:
         return {"index": value.index, "openssh_key": value.openssh_key}
     if isinstance(value, bytes):
         return user_data_json(value)
-    if isinstance(value, (dict, InstanceTags)):
+    if isinstance(value, InstanceTags):
+        return value.present()
+    if isinstance(value, dict):
         return {str(k): to_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [to_json(v) for v in value]
@@ -311,6 +313,9 @@ def snapshot(
     view._reader = memo.read
     result = {name: _value(view, name) for name in wanted}
     if discover:
+        # The categories listing feeds only the plan: a failure there would
+        # otherwise pass for "no other categories".
+        parse.lines("meta-data/", memo.read("meta-data/"))
         for name, value in _unknown_tree(memo, "meta-data/", planner.unknown).items():
             key = name.replace("-", "_").lower()
             result[_UNKNOWN_PREFIX + key if key in result else key] = value

@@ -1,20 +1,29 @@
-"""A small HTTP/1.1 client for IMDS: kept-alive sockets, many requests in flight, one thread.
+"""A small HTTP/1.1 client for IMDS: many requests in flight from one thread, adaptively.
 
-A full gather is about a hundred tiny requests, so its cost is round trips and
-per-request overhead. ``http.client`` parses every header block with the
-``email`` package and needs a thread per request in flight, and threads
-fighting over the GIL cost more CPU than the requests themselves. Here one
-thread drives up to N sockets with ``selectors``, and the response parser
-reads only what IMDS sends: a status line, a few headers and a body framed by
-Content-Length (chunked and read-until-close are handled too).
+A full gather is about a hundred tiny requests, and the real service answers
+each on a connection of its own (``Connection: close``), caps simultaneous
+connections and throttles. So the cost is connects and round trips, and the
+danger is a burst. One thread drives every socket with ``selectors``:
+connects never block (a SYN the service dropped is abandoned after
+``CONNECT_PATIENCE`` and sent again, instead of waiting out the kernel's 1 s
+resend while every other request stalls), and the pace follows TCP's
+congestion control (``Window``): few requests in flight at first, more
+while answers come back clean, half as many at once on a reset, a slow
+connect, a 429/503 or a timeout, then a gap between sends if even one at a
+time is too many, and a pause as long as any ``Retry-After``. The response
+parser reads only what IMDS sends: a status line, a few headers and a body
+framed by Content-Length (chunked and read-until-close are handled too).
+Connections the service keeps alive are reused.
 
 ``exchange`` knows nothing of tokens or retries: ``on_done`` sees every
-outcome and may answer with more jobs (a retry after back-off, the paths a
-listing revealed), which keeps the whole gather one pipelined pass.
+outcome (``Job.throttled`` says the service cut a connection at its cap) and
+may answer with more jobs (a retry after back-off, the paths a listing
+revealed), which keeps the whole gather one pipelined pass.
 """
 
 from __future__ import annotations
 
+import errno
 import heapq
 import re
 import selectors
@@ -33,9 +42,21 @@ MAX_HEAD = 64 * 1024
 MAX_BODY = 16 * 1024 * 1024
 # What a refused connection most likely means, said where it happens.
 NOT_REACHED_HINT = "not on EC2, or the metadata endpoint is wrong or turned off"
-# Idle kept-alive connections held for reuse: above the default concurrency,
-# so a full gather never reconnects.
+# Idle kept-alive connections held for reuse (when the service keeps any).
 MAX_IDLE = 32
+# Requests in flight at the start of an exchange; the window grows from here.
+INITIAL_WINDOW = 4
+# A connect not done by then met a dropped SYN (a full listen queue, the
+# packet cap): send a fresh one rather than wait for the kernel's 1 s resend.
+CONNECT_PATIENCE = 0.2
+# Signs of congestion closer together than this are one episode.
+EPISODE = 0.005
+# Least and most time between two sends once one in flight is still too many
+# (at most: 50 requests a second, well under what IMDS serves an instance).
+MIN_GAP = 0.002
+MAX_GAP = 0.02
+# Statuses that mean "too much, slow down".
+THROTTLE_STATUSES = frozenset((429, 503))
 
 
 class Response(NamedTuple):
@@ -51,9 +72,13 @@ class Response(NamedTuple):
 
 
 class Job:
-    """One request to send, with the caller's bookkeeping riding along."""
+    """One request to send, with the caller's bookkeeping riding along.
 
-    __slots__ = ("headers", "key", "method", "not_before", "path", "tries")
+    After its outcome, ``throttled`` says the service pushed back without an
+    answer: a fresh connection cut before any byte came (a connection cap).
+    """
+
+    __slots__ = ("headers", "key", "method", "not_before", "path", "throttled", "tries")
 
     def __init__(
         self,
@@ -70,6 +95,7 @@ class Job:
         self.headers = headers
         self.not_before = not_before
         self.tries = tries
+        self.throttled = False
 
 
 Outcome = Union[Response, IMDSError]
@@ -195,31 +221,76 @@ class _Malformed(Exception):
     """Internal: the bytes on the wire are not a usable HTTP answer."""
 
 
-def connect(host: str, port: int, https: bool, timeout: float, where: str) -> socket.socket:
-    """A connected socket (TLS-wrapped for https), or the one-line error saying why not.
+class Pool:
+    """Where to connect (resolved once), and kept-alive sockets shared by every thread."""
 
-    Whatever connecting can raise (refused, unreachable, DNS, a name the IDNA
-    codec rejects, a TLS handshake with a plain-HTTP server) ends as an
-    ``IMDSUnavailableError``, a timeout as an ``IMDSTimeoutError``.
-    """
-    sock: Optional[socket.socket] = None
-    try:
-        sock = socket.create_connection((host, port), timeout=timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if https:
-            import ssl
+    def __init__(self, host: str, port: int, https: bool = False) -> None:
+        self.host = host
+        self.port = port
+        self.https = https
+        self._idle: List[socket.socket] = []
+        self._lock = threading.Lock()
+        self._address: Optional[Tuple[int, Any]] = None
+        host_text = "[{}]".format(host) if ":" in host else host
+        default_port = 443 if https else 80
+        self.host_header = host_text if port == default_port else "{}:{}".format(host_text, port)
 
-            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
-        return sock
-    except socket.timeout:
-        error: IMDSError = IMDSTimeoutError(
-            "could not connect to IMDS at {} within {:g}s".format(where, timeout)
+    def describe(self) -> str:
+        return host_port(self.host, self.port)
+
+    def unreachable(self, exc: BaseException) -> IMDSUnavailableError:
+        """The one-line error for whatever connecting raised (refused, DNS, IDNA, TLS)."""
+        return IMDSUnavailableError(
+            "cannot reach IMDS at {}: {}".format(self.describe(), _why(exc, self.https))
         )
-    except (OSError, ValueError, OverflowError) as exc:  # UnicodeError: IDNA refused the name
-        error = IMDSUnavailableError("cannot reach IMDS at {}: {}".format(where, _why(exc, https)))
-    if sock is not None:
+
+    def idle(self) -> Optional[socket.socket]:
+        with self._lock:
+            return self._idle.pop() if self._idle else None
+
+    def open(self) -> socket.socket:
+        """A non-blocking socket whose connect is under way; raises IMDSUnavailableError."""
+        if self._address is None:
+            try:  # resolved once: a literal address (the usual endpoint) costs nothing
+                found = socket.getaddrinfo(self.host, self.port, 0, socket.SOCK_STREAM)
+            except (OSError, ValueError, OverflowError) as exc:  # gaierror; IDNA refusing
+                raise self.unreachable(exc) from None
+            self._address = (found[0][0], found[0][4])
+        family, address = self._address
+        try:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+        except OSError as exc:
+            raise self.unreachable(exc) from None
+        sock.setblocking(False)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            code = sock.connect_ex(address)
+        except (OSError, ValueError, OverflowError) as exc:
+            sock.close()
+            raise self.unreachable(exc) from None
+        if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY):
+            sock.close()
+            raise self.unreachable(_os_error(code))
+        return sock
+
+    def release(self, sock: socket.socket) -> None:
+        with self._lock:
+            if len(self._idle) < MAX_IDLE:
+                self._idle.append(sock)
+                return
         sock.close()
-    raise error
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for sock in idle:
+            sock.close()
+
+
+def _os_error(code: int) -> OSError:
+    import os
+
+    return OSError(code, os.strerror(code))
 
 
 def _why(exc: BaseException, https: bool) -> str:
@@ -238,47 +309,9 @@ def _why(exc: BaseException, https: bool) -> str:
     return "{} ({})".format(reason, NOT_REACHED_HINT)
 
 
-class Pool:
-    """Kept-alive sockets to one host, shared by every thread."""
-
-    def __init__(self, host: str, port: int, https: bool = False) -> None:
-        self.host = host
-        self.port = port
-        self.https = https
-        self._idle: List[socket.socket] = []
-        self._lock = threading.Lock()
-        host_text = "[{}]".format(host) if ":" in host else host
-        default_port = 443 if https else 80
-        self.host_header = host_text if port == default_port else "{}:{}".format(host_text, port)
-        self.connections_opened = 0
-
-    def describe(self) -> str:
-        return host_port(self.host, self.port)
-
-    def acquire(self, timeout: float) -> Tuple[socket.socket, bool]:
-        """A socket and whether it was reused (a reused one may have gone stale)."""
-        with self._lock:
-            if self._idle:
-                sock = self._idle.pop()
-                sock.settimeout(timeout)
-                return sock, True
-        sock = connect(self.host, self.port, self.https, timeout, self.describe())
-        with self._lock:
-            self.connections_opened += 1
-        return sock, False
-
-    def release(self, sock: socket.socket) -> None:
-        with self._lock:
-            if len(self._idle) < MAX_IDLE:
-                self._idle.append(sock)
-                return
-        sock.close()
-
-    def close(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for sock in idle:
-            sock.close()
+def _reason(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or str(exc)
+    return " ".join(str(text).split()) or type(exc).__name__
 
 
 # Path characters sent as they are: visible ASCII. Anything else (a space, a
@@ -304,14 +337,104 @@ def encode(pool: Pool, job: Job) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-class _InFlight:
-    __slots__ = ("deadline", "job", "parser", "reused", "sock")
+class Window:
+    """How fast requests may go: TCP's congestion window, then a gap between sends.
 
-    def __init__(self, job: Job, sock: socket.socket, reused: bool, deadline: float) -> None:
+    The number in flight grows by one per clean answer up to the threshold
+    (slow start), then by one per window's worth. A sign of congestion halves
+    it. Once it is down to one, a sign sets a gap between sends instead (a
+    rate limit counts requests per second, and one request at a time can
+    still exceed it): the pace of the clean answers of the last second, a
+    little under, or double the gap when nothing came back clean; clean
+    answers close the gap again little by little. Signs count once per
+    episode: not from a request sent before the last cut, nor within a round
+    trip (at least ``EPISODE``) of it. A ``Retry-After`` holds every send
+    back that long.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self.size = float(min(INITIAL_WINDOW, self.limit))
+        self.threshold = float(self.limit)
+        self.gap = 0.0
+        self.cut_at = -1.0
+        self.calm_at = 0.0
+        self.next_send = 0.0  # monotonic time the gap or a Retry-After allows
+        self.started = time.monotonic()
+        self.cleans: Deque[float] = deque()  # times of the clean answers of the last second
+
+    def allows(self, in_flight: int, now: float) -> bool:
+        return in_flight < int(self.size) and now >= self.next_send
+
+    def sent(self, now: float) -> None:
+        if self.gap:
+            self.next_send = max(self.next_send, now + self.gap)
+
+    def clean(self, now: float) -> None:
+        cleans = self.cleans
+        cleans.append(now)
+        while cleans[0] < now - 1.0:
+            cleans.popleft()
+        if self.gap:
+            # About 3% faster an answer: back to the pace before the cut
+            # after some twenty clean answers.
+            self.gap = 0.0 if self.gap < MIN_GAP else self.gap * 0.97
+            return
+        if self.size < self.threshold:
+            self.size += 1.0
+        else:
+            self.size += 1.0 / self.size
+        self.size = min(self.size, float(self.limit))
+
+    def congested(self, began: float, now: float, retry_after: Optional[float]) -> None:
+        if retry_after is not None:
+            self.next_send = max(self.next_send, now + retry_after)
+        if began < self.cut_at or now < self.calm_at:
+            return  # the same episode
+        self.cut_at = now
+        self.calm_at = now + max(EPISODE, now - began)
+        if self.size >= 2.0:
+            self.threshold = max(1.0, self.size / 2.0)
+            self.size = self.threshold
+            return
+        cleans = self.cleans
+        while cleans and cleans[0] < now - 1.0:
+            cleans.popleft()
+        if cleans:
+            span = max(0.05, min(1.0, now - self.started))
+            gap = 1.1 * span / len(cleans)
+        else:
+            gap = self.gap * 2.0
+        self.gap = min(MAX_GAP, max(MIN_GAP, gap))
+        self.next_send = max(self.next_send, now + self.gap)
+
+
+# Flight states: what the socket waits for.
+_CONNECTING, _HANDSHAKE, _SENDING, _RECEIVING = range(4)
+
+
+class _InFlight:
+    __slots__ = (
+        "began",
+        "connect_by",
+        "deadline",
+        "job",
+        "out",
+        "parser",
+        "reused",
+        "sock",
+        "state",
+    )
+
+    def __init__(self, job: Job, began: float, deadline: float) -> None:
         self.job = job
-        self.sock = sock
-        self.reused = reused
+        self.began = began
         self.deadline = deadline
+        self.sock: Any = None
+        self.reused = False
+        self.state = _CONNECTING
+        self.connect_by = 0.0
+        self.out = b""
         self.parser = _Parser(job.method)
 
 
@@ -323,11 +446,12 @@ def exchange(
     on_done: OnDone,
     prepare: Optional[Prepare] = None,
 ) -> None:
-    """Run ``jobs`` with at most ``limit`` in flight; ``on_done`` may add more.
+    """Run ``jobs``, at most ``limit`` in flight (fewer while congested); ``on_done`` may add more.
 
     Every job ends in exactly one ``on_done`` call, with a ``Response`` or an
-    ``IMDSError``. A kept-alive socket found closed before any answer is
-    replaced by a fresh one, once, without counting as an outcome.
+    ``IMDSError``. ``timeout`` covers one attempt: connect (however many SYNs
+    it takes), send and answer. A kept-alive socket found closed before any
+    answer is replaced by a fresh one, without counting as an outcome.
     ``prepare(job)``, if given, runs just before each send.
     """
     ready: Deque[Job] = deque()
@@ -335,6 +459,8 @@ def exchange(
     order = 0
     active: Dict[int, _InFlight] = {}
     selector = selectors.DefaultSelector()
+    window = Window(limit)
+    patience = min(CONNECT_PATIENCE, timeout / 2.0)
 
     def enqueue(new: Iterable[Job], first: bool = False) -> None:
         nonlocal order
@@ -355,46 +481,138 @@ def exchange(
         # (a listing's entries) are the critical path of a gather.
         enqueue(on_done(job, outcome), first=True)
 
-    def start(job: Job, fresh_only: bool = False) -> None:
+    def watch(flight: _InFlight, events: int) -> None:
+        fd = flight.sock.fileno()
+        if fd in active:
+            selector.modify(flight.sock, events, flight)
+        else:
+            active[fd] = flight
+            selector.register(flight.sock, events, flight)
+
+    def forget(flight: _InFlight) -> None:
+        fd = flight.sock.fileno()
+        if active.get(fd) is flight:
+            selector.unregister(flight.sock)
+            del active[fd]
+
+    def start(job: Job) -> None:
+        job.throttled = False
         if prepare is not None:
             try:
                 prepare(job)
             except IMDSError as exc:
                 finish(job, exc)
                 return
-        # The timeout covers connect, send and answer together.
-        began = time.monotonic()
+        now = time.monotonic()
+        window.sent(now)
+        flight = _InFlight(job, now, now + timeout)
+        flight.out = encode(pool, job)
+        sock = pool.idle()
+        if sock is not None:
+            flight.sock, flight.reused, flight.state = sock, True, _SENDING
+            send(flight)
+        else:
+            connect(flight)
+
+    def connect(flight: _InFlight) -> None:
         try:
-            if fresh_only:
-                sock, reused = _fresh(pool, timeout), False
-            else:
-                sock, reused = pool.acquire(timeout)
+            flight.sock = pool.open()
         except IMDSError as exc:
-            finish(job, exc)
+            finish(flight.job, exc)
             return
+        flight.reused, flight.state = False, _CONNECTING
+        flight.connect_by = time.monotonic() + patience
+        watch(flight, selectors.EVENT_WRITE)
+
+    def connected(flight: _InFlight) -> None:
+        code = flight.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code:
+            window.congested(flight.began, time.monotonic(), None)
+            settle(flight, pool.unreachable(_os_error(code)), False)
+            return
+        if pool.https:
+            import ssl
+
+            forget(flight)  # wrapping detaches the plain socket from its descriptor
+            try:
+                context = ssl.create_default_context()
+                tls = context.wrap_socket(
+                    flight.sock, server_hostname=pool.host, do_handshake_on_connect=False
+                )
+            except (OSError, ValueError) as exc:
+                settle(flight, pool.unreachable(exc), False)
+                return
+            flight.sock, flight.state = tls, _HANDSHAKE
+            handshake(flight)
+            return
+        flight.state = _SENDING
+        send(flight)
+
+    def handshake(flight: _InFlight) -> None:
+        import ssl
+
         try:
-            sock.sendall(encode(pool, job))
-        except OSError as exc:
-            sock.close()
-            if reused:
-                pool.close()  # its idle siblings are as stale as it was
-                start(job, fresh_only=True)
-            else:
-                finish(job, _broken(pool, job, exc))
+            flight.sock.do_handshake()
+        except ssl.SSLWantReadError:
+            watch(flight, selectors.EVENT_READ)
             return
-        flight = _InFlight(job, sock, reused, began + timeout)
-        active[sock.fileno()] = flight
-        selector.register(sock, selectors.EVENT_READ, flight)
+        except ssl.SSLWantWriteError:
+            watch(flight, selectors.EVENT_WRITE)
+            return
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            settle(flight, pool.unreachable(exc), False)
+            return
+        flight.state = _SENDING
+        send(flight)
+
+    def send(flight: _InFlight) -> None:
+        try:
+            sent = flight.sock.send(flight.out)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            lost(flight, exc)
+            return
+        flight.out = flight.out[sent:]
+        if flight.out:
+            watch(flight, selectors.EVENT_WRITE)
+            return
+        flight.state = _RECEIVING
+        watch(flight, selectors.EVENT_READ)
+
+    def lost(flight: _InFlight, exc: BaseException) -> None:
+        """The connection broke before or while the answer came."""
+        if flight.reused and not flight.parser.started:
+            # A kept-alive socket the service had closed: try a fresh one.
+            settle(flight, None, False)
+            pool.close()  # its idle siblings are as stale as it was
+            flight.parser = _Parser(flight.job.method)
+            flight.out = encode(pool, flight.job)
+            connect(flight)
+            return
+        if not flight.parser.started:
+            # Cut before any answer on a fresh connection: a connection cap.
+            flight.job.throttled = True
+            window.congested(flight.began, time.monotonic(), None)
+        settle(flight, _broken(pool, flight.job, exc), False)
 
     def settle(flight: _InFlight, outcome: Optional[Outcome], keep: bool) -> None:
-        selector.unregister(flight.sock)
-        del active[flight.sock.fileno()]
-        if keep:
-            pool.release(flight.sock)
-        else:
-            flight.sock.close()
+        if flight.sock is not None:
+            forget(flight)
+            if keep:
+                pool.release(flight.sock)
+            else:
+                flight.sock.close()
         if outcome is not None:
             finish(flight.job, outcome)
+
+    def answered(flight: _InFlight, response: Response, keep: bool) -> None:
+        if response.status in THROTTLE_STATUSES:
+            pause = retry_after(response.headers.get("retry-after"))
+            window.congested(flight.began, time.monotonic(), pause)
+        elif response.status < 500:
+            window.clean(time.monotonic())
+        settle(flight, response, keep)
 
     def receive(flight: _InFlight) -> None:
         sock = flight.sock
@@ -402,31 +620,52 @@ def exchange(
             data = sock.recv(65536)
             while data and getattr(sock, "pending", lambda: 0)():
                 data += sock.recv(65536)
-        except socket.timeout:
-            return  # spurious wake-up; the deadline check handles real silence
+        except (BlockingIOError, InterruptedError):
+            return
         except OSError as exc:
-            if flight.reused and not flight.parser.started:
-                settle(flight, None, False)
-                pool.close()
-                start(flight.job, fresh_only=True)
-            else:
-                settle(flight, _broken(pool, flight.job, exc), False)
+            if type(exc).__name__ in ("SSLWantReadError", "SSLWantWriteError"):
+                return
+            lost(flight, exc)
             return
         try:
             if not data:
                 if flight.reused and not flight.parser.started:
-                    settle(flight, None, False)
-                    pool.close()
-                    start(flight.job, fresh_only=True)
+                    lost(flight, ConnectionResetError(errno.ECONNRESET, "closed"))
                     return
-                settle(flight, flight.parser.eof(), False)
+                answered(flight, flight.parser.eof(), False)
                 return
             response = flight.parser.feed(data)
         except _Malformed as exc:
+            if not str(exc) and not flight.parser.started:
+                lost(flight, ConnectionResetError(errno.ECONNRESET, "connection closed"))
+                return
             settle(flight, _garbled(pool, flight.job, str(exc)), False)
             return
         if response is not None:
-            settle(flight, response, flight.parser.keep_alive)
+            answered(flight, response, flight.parser.keep_alive)
+
+    def ready_to(flight: _InFlight) -> None:
+        state = flight.state
+        if state == _CONNECTING:
+            connected(flight)
+        elif state == _HANDSHAKE:
+            handshake(flight)
+        elif state == _SENDING:
+            send(flight)
+        else:
+            receive(flight)
+
+    def overdue(now: float) -> None:
+        for flight in list(active.values()):
+            if flight.deadline <= now:
+                window.congested(flight.began, now, None)
+                settle(flight, _timed_out(pool, flight, timeout), False)
+            elif flight.state == _CONNECTING and flight.connect_by <= now:
+                # A dropped SYN: cut, tell the window, send a fresh SYN at once
+                # (same attempt, same deadline).
+                window.congested(flight.began, now, None)
+                settle(flight, None, False)
+                connect(flight)
 
     try:
         enqueue(jobs)
@@ -434,37 +673,51 @@ def exchange(
             now = time.monotonic()
             while later and later[0][0] <= now:
                 ready.append(heapq.heappop(later)[2])
-            while ready and len(active) < limit:
+            while ready and window.allows(len(active), now):
                 start(ready.popleft())
-            if not active:
-                if later and not ready:
-                    time.sleep(max(0.0, later[0][0] - time.monotonic()))
-                continue
-            wake = min(f.deadline for f in active.values())
+                now = time.monotonic()
+            wake = now + 3600.0
+            if active:
+                wake = min(
+                    min(f.deadline for f in active.values()),
+                    min(
+                        (f.connect_by for f in active.values() if f.state == _CONNECTING),
+                        default=wake,
+                    ),
+                )
             if later:
                 wake = min(wake, later[0][0])
+            if ready and len(active) < int(window.size):
+                wake = min(wake, window.next_send)
+            if not active:
+                if ready or later:  # else the last outcome came without a socket: done
+                    time.sleep(max(0.0, wake - time.monotonic()))
+                continue
             for key, _events in selector.select(max(0.0, wake - time.monotonic())):
-                receive(key.data)
-            now = time.monotonic()
-            for flight in [f for f in active.values() if f.deadline <= now]:
-                settle(flight, _timed_out(pool, flight.job, timeout), False)
+                woken: _InFlight = key.data
+                if active.get(woken.sock.fileno()) is woken:
+                    ready_to(woken)
+            overdue(time.monotonic())
     finally:
-        for flight in list(active.values()):
-            flight.sock.close()
+        for left in list(active.values()):
+            left.sock.close()
         selector.close()
 
 
-def _fresh(pool: Pool, timeout: float) -> socket.socket:
-    pool.close()
-    sock = pool.acquire(timeout)[0]
-    return sock
+def retry_after(value: Optional[str]) -> Optional[float]:
+    """``Retry-After`` in seconds (delta form; an HTTP date is taken as 1 s), at most 60."""
+    if value is None:
+        return None
+    value = value.strip()
+    if _DIGITS.match(value):
+        return min(60.0, float(int(value)))
+    return 1.0 if value else None
 
 
 def _broken(pool: Pool, job: Job, exc: BaseException) -> IMDSError:
-    reason = getattr(exc, "strerror", None) or type(exc).__name__
     return IMDSUnavailableError(
         "IMDS at {} dropped the connection ({} {}): {}".format(
-            pool.describe(), job.method, job.path, reason
+            pool.describe(), job.method, job.path, _reason(exc)
         )
     )
 
@@ -477,7 +730,14 @@ def _garbled(pool: Pool, job: Job, why: str) -> IMDSError:
     )
 
 
-def _timed_out(pool: Pool, job: Job, timeout: float) -> IMDSError:
+def _timed_out(pool: Pool, flight: _InFlight, timeout: float) -> IMDSError:
+    job = flight.job
+    if flight.state == _CONNECTING:
+        return IMDSTimeoutError(
+            "could not connect to IMDS at {} within {:g}s ({} {})".format(
+                pool.describe(), timeout, job.method, job.path
+            )
+        )
     return IMDSTimeoutError(
         "no answer from IMDS at {} within {:g}s ({} {})".format(
             pool.describe(), timeout, job.method, job.path

@@ -36,6 +36,7 @@ from ec2_metadata_core import (
     TokenError,
     TokenTimeoutError,
 )
+from ec2_metadata_core.client import busy_tries
 from ec2_metadata_core.simulator import Simulator
 from ec2_metadata_core.transport import Response, StdlibTransport, Transport
 
@@ -168,14 +169,38 @@ def test_back_off_grows_exponentially_up_to_the_attempt_limit(
     mock: responses.RequestsMock, no_sleep: List[float]
 ) -> None:
     add_token(mock)
-    mock.add(responses.GET, URL + "/latest/meta-data/instance-id", status=503)
+    mock.add(
+        responses.GET,
+        URL + "/latest/meta-data/instance-id",
+        body=requests.ConnectionError("refused"),
+    )
     metadata, _ = session_metadata(attempts=6)
-    with pytest.raises(IMDSHTTPError) as caught:
+    with pytest.raises(IMDSUnavailableError):
         metadata.instance_id  # noqa: B018
-    assert caught.value.status == 503
     assert len([c for c in mock.calls if c.request.method == "GET"]) == 6
     # full jitter pinned to its ceiling: 0.05 * 2**n, capped at one second
     assert no_sleep == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.0], abs=0.01)
+
+
+def test_a_busy_service_gets_more_tries_and_its_retry_after(
+    mock: responses.RequestsMock, no_sleep: List[float]
+) -> None:
+    # 429/5xx say the service is there: more tries than `attempts`, as long as
+    # the deadline allows; a Retry-After is waited out.
+    add_token(mock)
+    mock.add(
+        responses.GET,
+        URL + "/latest/meta-data/instance-id",
+        status=503,
+        headers={"Retry-After": "2"},
+    )
+    metadata, _ = session_metadata(attempts=2)
+    with pytest.raises(IMDSHTTPError) as caught:
+        metadata.instance_id  # noqa: B018
+    assert caught.value.status == 503
+    tries = len([c for c in mock.calls if c.request.method == "GET"])
+    assert tries == busy_tries(2) > 2
+    assert no_sleep == pytest.approx([2.0] * (tries - 1), abs=0.01)
 
 
 def test_non_retryable_statuses_fail_at_once(mock: responses.RequestsMock) -> None:
@@ -429,7 +454,9 @@ def test_5xx_past_the_attempts_is_an_error_not_none(imds_simulator: Simulator) -
     with pytest.raises(IMDSHTTPError) as caught:
         EC2Metadata(attempts=2).public_ipv4  # noqa: B018
     assert caught.value.status == 500
-    assert imds_simulator.stats.by_path["GET /latest/meta-data/public-ipv4"] == 2
+    # An answer asking for a retry may take more tries than `attempts`, never unbounded.
+    tries = imds_simulator.stats.by_path["GET /latest/meta-data/public-ipv4"]
+    assert 2 < tries <= busy_tries(2)
 
 
 @pytest.mark.parametrize("action", ["reset", "truncate"])
@@ -445,6 +472,7 @@ def test_truncated_answers_every_time_are_an_error(imds_simulator: Simulator) ->
         EC2Metadata().instance_id  # noqa: B018
 
 
+@pytest.mark.imds_simulator(keep_alive=True)
 def test_sequential_reads_share_one_kept_alive_connection(imds_simulator: Simulator) -> None:
     metadata = EC2Metadata()
     for name in ("instance_id", "instance_type", "mac", "ami_id", "region", "domain"):
@@ -452,6 +480,7 @@ def test_sequential_reads_share_one_kept_alive_connection(imds_simulator: Simula
     assert imds_simulator.stats.connections == 1
 
 
+@pytest.mark.imds_simulator(keep_alive=True)
 def test_stale_kept_alive_connection_is_replaced(imds_simulator: Simulator) -> None:
     metadata = EC2Metadata()
     assert metadata.instance_id == "i-0123456789abcdef0"
@@ -625,6 +654,7 @@ print(os.WEXITSTATUS(status))
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.imds_simulator(keep_alive=True)
 def test_a_forked_child_does_not_share_the_parents_sockets(imds_simulator: Simulator) -> None:
     # Salt forks a process per job: a socket both processes read from would
     # hand one process the other's answers.

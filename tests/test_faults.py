@@ -47,10 +47,11 @@ from ec2_metadata_core import (
     IMDSTimeoutError,
     IMDSUnavailableError,
     MalformedResponseError,
+    PathNotFoundError,
     TokenError,
     TokenTimeoutError,
 )
-from ec2_metadata_core.simulator import Simulator
+from ec2_metadata_core.simulator import SCENARIOS, Simulator, scenario
 from ec2_metadata_core.snapshot import snapshot, to_json
 
 INSTANCE_ID = "i-0123456789abcdef0"
@@ -117,6 +118,20 @@ def knobs(**values: Any) -> Knob:
     return apply
 
 
+def pushes_back(name: str) -> Knob:
+    """The service pushing back as the named scenario (simulator/scenarios.py) does."""
+
+    def apply(sim: Simulator) -> None:
+        sim.configure(**scenario(name))
+
+    return apply
+
+
+# Scenarios the Ansible module and the grains also run (the others: library and CLI).
+ALL_FACES_SCENARIOS = ("listen-queue-5", "503-every-5th-get")
+VANISHING_TAG = "removed-in-between"
+
+
 def together(*steps: Knob) -> Knob:
     def apply(sim: Simulator) -> None:
         for step in steps:
@@ -137,6 +152,11 @@ def hit_fully(sim: Simulator) -> None:
     """Every scripted fault with a count was spent: the burst really happened."""
     for fault in sim.faults:
         assert fault.times is None or fault.hits == fault.times, fault
+
+
+def asked_for_the_vanished_tag(sim: Simulator) -> None:
+    path = "GET /latest/meta-data/tags/instance/" + VANISHING_TAG
+    assert sim.stats.by_path[path] >= 1 and sim.stats.by_status[404] >= 1
 
 
 def renewed_mid_gather(sim: Simulator) -> None:
@@ -247,6 +267,33 @@ ROWS: List[Row] = [
         error=IMDSHTTPError,
         says="500",
         attribute="public_ipv4",
+    ),
+    # -- the service as it is on the wire (../IMDS.md, "On the wire")
+    *[
+        Row(
+            "service-" + name,
+            pushes_back(name),
+            faces=FACES if name in ALL_FACES_SCENARIOS else SEPARATE_PROCESS_FACES,
+        )
+        for name in SCENARIOS
+    ],
+    Row("service-keeps-connections-alive", knobs(keep_alive=True)),
+    Row(
+        "tag-removed-between-listing-and-read",
+        knobs(vanishing_tag=VANISHING_TAG),
+        check=asked_for_the_vanished_tag,
+    ),
+    Row(
+        "categories-listing-always-503",
+        faults(path="/latest/meta-data/", status=503),
+        error=IMDSHTTPError,
+        says="503 for /latest/meta-data/",
+    ),
+    Row(
+        "tags-listing-always-503",
+        faults(path="/latest/meta-data/tags/instance/", status=503),
+        error=IMDSHTTPError,
+        says="503 for /latest/meta-data/tags/instance/",
     ),
     # -- the connection
     Row(
@@ -588,6 +635,93 @@ def test_tags_by_the_thousand_are_all_read_with_their_values(sim: Simulator) -> 
     sample = [*list(tags)[::250], "k4999"]
     assert {name: lazy[name] for name in sample} == {name: tags[name] for name in sample}
     assert sim.stats.token_requests == 2  # one per object, whatever the count of tags
+
+
+# -- a service that pushes back, gather after gather --------------------------------------
+
+GATHERS_PER_SCENARIO = 5
+
+
+def pushed_back(sim: Simulator) -> int:
+    """How many times the simulator pushed back (cut, throttled, failed or never answered)."""
+    stats = sim.stats
+    unanswered = stats.requests - sum(stats.by_status.values())
+    pushed = stats.over_capacity + stats.throttled + unanswered
+    failed = sum(n for status, n in stats.by_status.items() if status >= 500 or status == 429)
+    return pushed + failed
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_gather_after_gather_equals_a_healthy_run(name: str) -> None:
+    """Several whole gathers in a row (a rate limit's bucket drains across them)."""
+    with Simulator(seed=11) as sim:
+        expected = snapshot(EC2Metadata(endpoint=sim.url))
+        sim.configure(**scenario(name))
+        sim.reset_stats()
+        for _ in range(GATHERS_PER_SCENARIO):
+            assert snapshot(EC2Metadata(endpoint=sim.url)) == expected
+        if sim.max_connections is not None:
+            assert sim.stats.peak_connections <= sim.max_connections
+        elif name not in ("listen-queue-5", "http10"):  # nothing to count for those two
+            assert pushed_back(sim) > 0, sim.stats
+
+
+@pytest.mark.parametrize("name", ["none", "4-connections", "bucket-200-depth-20"])
+def test_concurrent_gathers_all_equal_a_healthy_run(name: str) -> None:
+    """Eight gathers at once against one service, each with a client of its own."""
+    with Simulator(seed=5) as sim:
+        expected = snapshot(EC2Metadata(endpoint=sim.url))
+        if name != "none":
+            sim.configure(**scenario(name))
+        results: List[Any] = [None] * 8
+
+        def gather(index: int) -> None:
+            try:
+                results[index] = snapshot(EC2Metadata(endpoint=sim.url))
+            except IMDSError as exc:
+                results[index] = exc
+
+        threads = [threading.Thread(target=gather, args=(i,)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        assert all(result == expected for result in results), [r for r in results if r != expected][
+            :1
+        ]
+
+
+def test_retry_after_is_honoured_by_the_whole_gather(sim: Simulator) -> None:
+    sim.add_fault(
+        path="/latest/meta-data/instance-id", status=503, headers={"Retry-After": "1"}, times=1
+    )
+    metadata = EC2Metadata(endpoint=sim.url)
+    started = time.monotonic()
+    assert snapshot(metadata, keys=["instance_id"]) == {"instance_id": INSTANCE_ID}
+    # Behaviour, not speed: the retry waited for the service's second, not the usual back-off.
+    assert time.monotonic() - started >= 1.0
+
+
+def test_a_vanished_tag_is_left_out_alone_in_the_cli(sim: Simulator) -> None:
+    healthy = json.loads(run_cli("dump", "--endpoint", sim.url).stdout)
+    sim.vanishing_tag = VANISHING_TAG
+    proc = run_cli("dump", "--endpoint", sim.url)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    dumped = json.loads(proc.stdout)
+    assert dumped["tags"] == healthy["tags"] and len(dumped["tags"]) == 6
+    assert dumped == healthy
+    # The library's lazy mapping still names it (the listing did) and says it is gone.
+    tags = EC2Metadata(endpoint=sim.url).tags
+    assert VANISHING_TAG in tags
+    with pytest.raises(PathNotFoundError):
+        tags[VANISHING_TAG]
+    assert tags.present() == healthy["tags"]
+
+
+def test_a_listing_that_always_fails_fails_the_dump_naming_it(sim: Simulator) -> None:
+    sim.add_fault(path="/latest/meta-data/block-device-mapping/", status=500)
+    line = cli_error(run_cli("dump", "--endpoint", sim.url))
+    assert "500 for /latest/meta-data/block-device-mapping/" in line
 
 
 # -- load --------------------------------------------------------------------------------

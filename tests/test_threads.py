@@ -109,7 +109,7 @@ def test_threads_reading_one_interface_fetch_each_path_once(imds_simulator: Simu
     assert stats.token_requests == 1
 
 
-@pytest.mark.imds_simulator(latency=0.01)
+@pytest.mark.imds_simulator(latency=0.01, keep_alive=True)
 def test_kept_alive_connections_are_reused_across_threads(imds_simulator: Simulator) -> None:
     metadata = EC2Metadata()
     run_together(THREADS, lambda i: metadata.instance_action)

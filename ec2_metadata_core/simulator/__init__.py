@@ -12,9 +12,19 @@ from typing import TYPE_CHECKING, Any, Dict, List
 if TYPE_CHECKING:
     from .cli import main
     from .instance import DEFAULT_INSTANCE_PATH, load_instance
+    from .scenarios import SCENARIOS, scenario
     from .server import Fault, Simulator, Stats
 
-__all__ = ["DEFAULT_INSTANCE_PATH", "Fault", "Simulator", "Stats", "load_instance", "main"]
+__all__ = [
+    "DEFAULT_INSTANCE_PATH",
+    "SCENARIOS",
+    "Fault",
+    "Simulator",
+    "Stats",
+    "load_instance",
+    "main",
+    "scenario",
+]
 
 _HOMES: Dict[str, str] = {
     "DEFAULT_INSTANCE_PATH": "instance",
@@ -23,6 +33,8 @@ _HOMES: Dict[str, str] = {
     "Stats": "server",
     "load_instance": "instance",
     "main": "cli",
+    "SCENARIOS": "scenarios",
+    "scenario": "scenarios",
 }
 
 

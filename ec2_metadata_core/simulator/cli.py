@@ -10,6 +10,8 @@ import time
 from types import FrameType
 from typing import Any, Callable, Dict, List, NoReturn, Optional, Sequence, Union
 
+from .scenarios import SCENARIOS
+
 PROG = "ec2-metadata-core simulate"
 _ENDPOINT_VAR = "AWS_EC2_METADATA_SERVICE_ENDPOINT"
 
@@ -46,6 +48,35 @@ def _statuses(text: str) -> List[int]:
     if not codes or not all(100 <= c <= 599 for c in codes):
         raise argparse.ArgumentTypeError("statuses must be HTTP status codes (100..599)")
     return codes
+
+
+_FAULT_KEYS: Dict[str, Callable[[str], Any]] = {
+    "path": str,
+    "method": str,
+    "status": int,
+    "action": str,
+    "delay": float,
+    "body": str,
+    "times": int,
+    "every": int,
+    "k": int,
+    "chance": float,
+}
+
+
+def _fault(text: str) -> Dict[str, Any]:
+    """``--fault`` as ``Fault`` keyword arguments (checked by ``Fault`` itself)."""
+    fields: Dict[str, Any] = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in _FAULT_KEYS:
+            raise argparse.ArgumentTypeError(f"{item!r} is not one of {', '.join(_FAULT_KEYS)}=V")
+        try:
+            fields[key] = _FAULT_KEYS[key](value.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{item!r}: not a valid {key}") from None
+    return fields
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,7 +123,68 @@ def build_parser() -> argparse.ArgumentParser:
         default=[500],
         help="comma-separated statuses for --error-rate (default 500)",
     )
-    parser.add_argument("--seed", type=int, help="random seed for --error-rate")
+    parser.add_argument("--seed", type=int, help="random seed for --error-rate and --fault chance")
+    wire = parser.add_argument_group(
+        "the wire", "by default one request per connection (Connection: close), as the service"
+    )
+    wire.add_argument(
+        "--scenario",
+        choices=sorted(SCENARIOS),
+        help="push back as the named scenario does (its settings win over the options here)",
+    )
+    wire.add_argument(
+        "--listen-queue",
+        metavar="N",
+        type=_ranged(int, 0, 65535, "listen queue"),
+        default=128,
+        help="listen backlog: SYNs beyond it are dropped (default 128)",
+    )
+    wire.add_argument(
+        "--max-connections",
+        metavar="N",
+        type=_ranged(int, 1, 100_000, "connection cap"),
+        help="at most N simultaneous connections",
+    )
+    wire.add_argument(
+        "--over-capacity",
+        choices=("reset", "refuse"),
+        default="reset",
+        help="beyond --max-connections: reset after the request, or refuse at accept",
+    )
+    wire.add_argument(
+        "--rate-limit",
+        metavar="R",
+        type=_ranged(float, 0.001, 1e9, "rate"),
+        help="at most R requests per second (a token bucket)",
+    )
+    wire.add_argument(
+        "--rate-burst",
+        metavar="D",
+        type=_ranged(float, 1, 1e9, "depth"),
+        help="token bucket depth for --rate-limit (default R)",
+    )
+    wire.add_argument(
+        "--throttle",
+        choices=("429", "503", "drop"),
+        default="503",
+        help="answer beyond --rate-limit (default 503; drop: never answered)",
+    )
+    wire.add_argument("--keep-alive", action="store_true", help="serve many requests a connection")
+    wire.add_argument("--http10", action="store_true", help="answer with HTTP/1.0 status lines")
+    wire.add_argument(
+        "--vanishing-tag",
+        metavar="KEY",
+        help="a tag the listing names whose own path answers 404",
+    )
+    wire.add_argument(
+        "--fault",
+        metavar="K=V,...",
+        type=_fault,
+        action="append",
+        default=[],
+        help="a scripted fault, e.g. method=GET,status=503,every=5 or action=silent,chance=0.02 "
+        "(keys: path method status action delay body times every k chance)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log requests to stderr")
     live = parser.add_argument_group(
         "live control",
@@ -134,7 +226,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from .ctl import main as ctl  # `simulate set ...` is `simulate ctl set ...`
 
         return ctl(argv[1:] if argv[0] == "ctl" else argv)
-    from .server import Simulator  # keep `--help` and argument errors fast
+    from .scenarios import scenario
+    from .server import Fault, Simulator  # keep `--help` and argument errors fast
 
     try:
         args = build_parser().parse_args(argv)
@@ -156,7 +249,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             error_statuses=args.error_statuses,
             seed=args.seed,
             verbose=args.verbose,
+            listen_queue=args.listen_queue,
+            max_connections=args.max_connections,
+            over_capacity=args.over_capacity,
+            rate_limit=args.rate_limit,
+            rate_burst=args.rate_burst,
+            throttle=args.throttle,
+            keep_alive=args.keep_alive,
+            http10=args.http10,
+            vanishing_tag=args.vanishing_tag,
+            faults=[Fault(**fields) for fields in args.fault],
         )
+        if args.scenario is not None:
+            sim.configure(**scenario(args.scenario))
     except ValueError as exc:
         return _fail(str(exc))
     sim.control = not args.no_control

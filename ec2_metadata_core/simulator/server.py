@@ -51,6 +51,11 @@ TTL_HEADER_KEY = TTL_HEADER.lower()
 TOKEN_HEADER_KEY = TOKEN_HEADER.lower()
 MAX_TOKEN_TTL = 21600
 FAULT_ACTIONS = ("reset", "delay", "truncate", "silent")
+OVER_CAPACITY_ACTIONS = ("reset", "refuse")
+THROTTLE_ACTIONS = ("429", "503", "drop")
+# Characters a URL path carries as they are (RFC 3986 pchar): a name made only
+# of these is matched literally, never through its percent-encoded form.
+_LITERAL = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@]*\Z")
 
 _TTL_RE = re.compile(r"[0-9]{1,9}")
 _MAX_BODY = 1 << 20
@@ -62,10 +67,14 @@ class Fault:
     """A scripted misbehaviour for requests matching ``method`` and ``path``.
 
     ``path`` is an exact path or an fnmatch glob, compared with both the raw and
-    the percent-decoded request path (query string excluded). ``times=None``
-    means forever, N means the next N matching requests; ``hits`` counts them.
-    With ``status`` (or ``body``) the answer is replaced; ``delay`` answers late;
-    ``action`` is one of ``reset``, ``delay``, ``truncate``, ``silent``.
+    the percent-decoded request path (query string excluded). Of every
+    ``every`` matching requests the last ``k`` are hit (``every=5``: the 5th,
+    10th, ...; ``every=30, k=10``: 21st to 30th, 51st to 60th, ...), and each
+    of those only with probability ``chance`` (seeded by the simulator's
+    ``seed``). ``times=None`` means forever, N means at most N hits; ``seen``
+    counts matching requests, ``hits`` the ones the fault hit. With ``status``
+    (or ``body``) the answer is replaced; ``delay`` answers late; ``action`` is
+    one of ``reset``, ``delay``, ``truncate``, ``silent``.
     """
 
     path: str = "*"
@@ -76,7 +85,11 @@ class Fault:
     body: Union[bytes, str, None] = None
     headers: Optional[Dict[str, str]] = None
     times: Optional[int] = None
+    every: int = 1
+    k: int = 1
+    chance: float = 1.0
     hits: int = field(default=0, compare=False)
+    seen: int = field(default=0, compare=False)
 
     def __post_init__(self) -> None:
         if self.action is not None and self.action not in FAULT_ACTIONS:
@@ -89,12 +102,26 @@ class Fault:
             raise ValueError("Fault.status must be an HTTP status code (100..599)")
         if self.times is not None and self.times < 0:
             raise ValueError("Fault.times must be None (forever) or >= 0")
+        if self.every < 1 or not 1 <= self.k <= self.every:
+            raise ValueError("Fault.every must be >= 1 and Fault.k between 1 and every")
+        if not 0.0 < self.chance <= 1.0:
+            raise ValueError("Fault.chance must be in (0, 1]")
         if self.method is not None:
             self.method = self.method.upper()
 
     @property
     def active(self) -> bool:
         return self.times is None or self.hits < self.times
+
+    def strikes(self, rng: random.Random) -> bool:
+        """Count one matching request; True if the fault hits it (caller holds the lock)."""
+        self.seen += 1
+        if (self.seen - 1) % self.every < self.every - self.k:
+            return False
+        if self.chance < 1.0 and rng.random() >= self.chance:
+            return False
+        self.hits += 1
+        return True
 
     def matches(self, method: str, path: str, raw_path: str) -> bool:
         if self.method is not None and self.method != method:
@@ -116,6 +143,11 @@ class Stats:
     requests: int = 0
     token_requests: int = 0
     connections: int = 0
+    # Connections cut at accept because max_connections were open, and
+    # requests turned away by the rate limit.
+    over_capacity: int = 0
+    throttled: int = 0
+    peak_connections: int = 0
     by_path: collections.Counter[str] = field(default_factory=collections.Counter)
     by_status: collections.Counter[int] = field(default_factory=collections.Counter)
     server_time: float = 0.0
@@ -248,7 +280,9 @@ class _Handler(socketserver.StreamRequestHandler):
             raise _BadRequest()
         self.fields = fields
         connection = fields.get("connection", "").lower()
-        if version == "HTTP/1.0":
+        if not self.server.simulator.keep_alive:
+            self.close_connection = True  # the real service: one request per connection
+        elif version == "HTTP/1.0":
             self.close_connection = "keep-alive" not in connection
         else:
             self.close_connection = "close" in connection
@@ -270,8 +304,9 @@ class _Handler(socketserver.StreamRequestHandler):
         length = len(body) + (_TRUNCATE_EXTRA if truncate else 0)
         if truncate:
             self.close_connection = True
+        version = "HTTP/1.0" if self.server.simulator.http10 else "HTTP/1.1"
         lines = [
-            f"HTTP/1.1 {reply.status} {_phrase(reply.status)}",
+            f"{version} {reply.status} {_phrase(reply.status)}",
             f"Date: {_http_date()}",
             "Server: EC2ws",
             f"Content-Type: {reply.content_type}",
@@ -285,6 +320,10 @@ class _Handler(socketserver.StreamRequestHandler):
         payload = "\r\n".join(lines).encode("latin-1")
         if not head_only:
             payload += body
+        if self.close_connection:
+            # Its last answer: the connection no longer counts against
+            # max_connections once the answer leaves, as a client sees it.
+            self.server.release(self.connection)
         # One write: headers and body in separate segments would meet Nagle/delayed-ACK.
         self.wfile.write(payload)
         self._log_verbose(f"{reply.status} {len(body)}")
@@ -319,8 +358,10 @@ class _IMDSServer(ThreadingHTTPServer):
     def __init__(self, address: Tuple[str, int], simulator: Simulator, family: int) -> None:
         self.address_family = socket.AddressFamily(family)
         self.simulator = simulator
+        self.request_queue_size = simulator.listen_queue
         self._conn_lock = threading.Lock()
         self._conns: Dict[socket.socket, threading.Thread] = {}
+        self._open: Set[socket.socket] = set()  # counted against max_connections
         self._to_reset: Set[socket.socket] = set()
         self._closing = False
         self._wake_r, self._wake_w = socket.socketpair()
@@ -375,6 +416,25 @@ class _IMDSServer(ThreadingHTTPServer):
         self.server_port = int(self.server_address[1])
 
     def process_request(self, request: Any, client_address: Any) -> None:
+        sim = self.simulator
+        cap = sim.max_connections
+        with self._conn_lock:
+            over = cap is not None and len(self._open) >= cap
+            if not over:
+                self._open.add(request)
+                opened = len(self._open)
+        if over:
+            sim._count_connection(over_capacity=True)
+            if sim.over_capacity == "refuse":
+                # Cut before reading a byte: the nearest a listener gets to refusing.
+                self._reset_now(request)
+                return
+            # "reset": read the request, then cut the connection.
+            thread = threading.Thread(
+                target=self._reset_after_request, args=(request,), daemon=True
+            )
+            thread.start()
+            return
         thread = threading.Thread(
             target=self.process_request_thread,
             args=(request, client_address),
@@ -383,8 +443,24 @@ class _IMDSServer(ThreadingHTTPServer):
         )
         with self._conn_lock:
             self._conns[request] = thread
-        self.simulator._count_connection()
+        sim._count_connection(opened=opened)
         thread.start()
+
+    def _reset_after_request(self, request: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            request.settimeout(1.0)
+            request.recv(65536)
+        self._reset_now(request)
+
+    @staticmethod
+    def _reset_now(request: socket.socket) -> None:
+        with contextlib.suppress(OSError):  # linger 0: close() sends RST instead of FIN
+            request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        request.close()
+
+    def release(self, sock: socket.socket) -> None:
+        with self._conn_lock:
+            self._open.discard(sock)
 
     def mark_reset(self, sock: socket.socket) -> None:
         with self._conn_lock:
@@ -393,14 +469,13 @@ class _IMDSServer(ThreadingHTTPServer):
     def shutdown_request(self, request: Any) -> None:
         with self._conn_lock:
             self._conns.pop(request, None)
+            self._open.discard(request)
             reset = request in self._to_reset
             self._to_reset.discard(request)
         if not reset:
             super().shutdown_request(request)
             return
-        with contextlib.suppress(OSError):  # linger 0: close() sends RST instead of FIN
-            request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.close_request(request)
+        self._reset_now(request)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         exc = sys.exc_info()[1]
@@ -419,11 +494,56 @@ class _IMDSServer(ThreadingHTTPServer):
             thread.join(max(0.0, deadline - time.monotonic()))
 
 
+# Constructor arguments that may also change while the simulator runs.
+_LIVE_KNOBS = frozenset(
+    (
+        "latency",
+        "token_ttl_cap",
+        "tags_enabled",
+        "imdsv1",
+        "silent",
+        "error_rate",
+        "error_statuses",
+        "verbose",
+        "listen_queue",
+        "max_connections",
+        "over_capacity",
+        "rate_limit",
+        "rate_burst",
+        "throttle",
+        "keep_alive",
+        "http10",
+        "vanishing_tag",
+    )
+)
+
+
 class Simulator(NoticeControls):
     """An IMDSv2 endpoint on loopback whose data and failure modes can change live.
 
     All knobs are plain attributes or validated properties and may be changed
     while it runs; each request reads them once.
+
+    By default it behaves like the real service on the wire (``../IMDS.md``,
+    "On the wire"): every answer carries ``Connection: close`` and the
+    connection ends with it, and paths are taken literally (a name made of
+    legal path characters is found only as it is, ``aws%3Aname`` is not
+    ``aws:name``). Knobs make it as strict as a busy instance:
+
+    * ``listen_queue``: the listen backlog (the kernel drops SYNs beyond it;
+      the client's kernel resends them after 1 s);
+    * ``max_connections`` with ``over_capacity`` ``"reset"`` (read the
+      request, then cut) or ``"refuse"`` (cut at accept): a cap on
+      simultaneous connections;
+    * ``rate_limit`` requests/s with ``rate_burst`` depth (a token bucket;
+      default depth = one second's worth) and ``throttle`` ``"429"``,
+      ``"503"`` or ``"drop"`` (never answered) beyond it;
+    * ``keep_alive``: serve many requests a connection (off by default);
+    * ``http10``: ``HTTP/1.0`` status lines;
+    * ``vanishing_tag``: a tag key the tags listing names whose own path then
+      answers 404 (removed between listing and read);
+    * ``faults`` (see ``Fault``): scripted answers, every Nth, K of every N,
+      or a fraction of requests.
     """
 
     def __init__(
@@ -441,6 +561,15 @@ class Simulator(NoticeControls):
         seed: Optional[int] = None,
         faults: Optional[List[Fault]] = None,
         verbose: bool = False,
+        listen_queue: int = 128,
+        max_connections: Optional[int] = None,
+        over_capacity: str = "reset",
+        rate_limit: Optional[float] = None,
+        rate_burst: Optional[float] = None,
+        throttle: str = "503",
+        keep_alive: bool = False,
+        http10: bool = False,
+        vanishing_tag: Optional[str] = None,
     ) -> None:
         self._data_lock = threading.Lock()
         self._lock = threading.Lock()
@@ -456,11 +585,21 @@ class Simulator(NoticeControls):
         self.error_statuses = error_statuses
         self.faults: List[Fault] = list(faults) if faults else []
         self.verbose = verbose
+        self._server: Optional[_IMDSServer] = None
+        self.listen_queue = listen_queue
+        self.max_connections = max_connections
+        self.over_capacity = over_capacity
+        self.throttle = throttle
+        self._bucket = (0.0, 0.0)  # (tokens, monotonic time of the last refill)
+        self.rate_burst = rate_burst
+        self.rate_limit = rate_limit
+        self.keep_alive = keep_alive
+        self.http10 = http10
+        self.vanishing_tag = vanishing_tag
         self._rng = random.Random(seed)
         self._tokens: Dict[str, float] = {}
         self._stats = Stats()
         self._stopping = threading.Event()
-        self._server: Optional[_IMDSServer] = None
         self._thread: Optional[threading.Thread] = None
 
     # -- validated knobs ---------------------------------------------------
@@ -505,6 +644,93 @@ class Simulator(NoticeControls):
         if not checked or not all(100 <= s <= 599 for s in checked):
             raise ValueError("error_statuses must be a non-empty sequence of HTTP status codes")
         self._error_statuses = checked
+
+    @property
+    def listen_queue(self) -> int:
+        return self._listen_queue
+
+    @listen_queue.setter
+    def listen_queue(self, size: int) -> None:
+        if not 0 <= size <= 65535:
+            raise ValueError("listen_queue must be between 0 and 65535")
+        self._listen_queue = size
+        server = self._server
+        if server is not None:  # listen() again resizes the queue of a listening socket
+            server.socket.listen(size)
+
+    @property
+    def max_connections(self) -> Optional[int]:
+        return self._max_connections
+
+    @max_connections.setter
+    def max_connections(self, count: Optional[int]) -> None:
+        if count is not None and count < 1:
+            raise ValueError("max_connections must be None or >= 1")
+        self._max_connections = count
+
+    @property
+    def over_capacity(self) -> str:
+        return self._over_capacity
+
+    @over_capacity.setter
+    def over_capacity(self, action: str) -> None:
+        if action not in OVER_CAPACITY_ACTIONS:
+            raise ValueError(f"over_capacity must be one of {', '.join(OVER_CAPACITY_ACTIONS)}")
+        self._over_capacity = action
+
+    @property
+    def throttle(self) -> str:
+        return self._throttle
+
+    @throttle.setter
+    def throttle(self, action: str) -> None:
+        action = str(action)
+        if action not in THROTTLE_ACTIONS:
+            raise ValueError(f"throttle must be one of {', '.join(THROTTLE_ACTIONS)}")
+        self._throttle = action
+
+    @property
+    def rate_limit(self) -> Optional[float]:
+        return self._rate_limit
+
+    @rate_limit.setter
+    def rate_limit(self, per_second: Optional[float]) -> None:
+        if per_second is not None and per_second <= 0:
+            raise ValueError("rate_limit must be None or > 0 requests per second")
+        self._rate_limit = None if per_second is None else float(per_second)
+        depth = self._depth()
+        self._bucket = (depth, time.monotonic())  # starts full
+
+    @property
+    def rate_burst(self) -> Optional[float]:
+        return self._rate_burst
+
+    @rate_burst.setter
+    def rate_burst(self, depth: Optional[float]) -> None:
+        if depth is not None and depth < 1:
+            raise ValueError("rate_burst must be None or >= 1 request")
+        self._rate_burst = None if depth is None else float(depth)
+        self._bucket = (self._depth(), time.monotonic())
+
+    def _depth(self) -> float:
+        rate = getattr(self, "_rate_limit", None)
+        if self._rate_burst is not None:
+            return self._rate_burst
+        return rate if rate is not None else 0.0
+
+    def _admit(self) -> bool:
+        """Take a token from the rate limit's bucket (caller holds the lock)."""
+        rate = self._rate_limit
+        if rate is None:
+            return True
+        tokens, then = self._bucket
+        now = time.monotonic()
+        tokens = min(self._depth(), tokens + (now - then) * rate)
+        if tokens < 1.0:
+            self._bucket = (tokens, now)
+            return False
+        self._bucket = (tokens - 1.0, now)
+        return True
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -617,6 +843,16 @@ class Simulator(NoticeControls):
         with self._lock:
             self._tokens.clear()
 
+    def configure(self, **knobs: Any) -> None:
+        """Set knobs by the constructor's names (a scenario's, say); ``faults`` are added."""
+        for name, value in knobs.items():
+            if name == "faults":
+                self.faults.extend(value)
+            elif name in _LIVE_KNOBS:
+                setattr(self, name, value)
+            else:
+                raise TypeError(f"not a live simulator knob: {name}")
+
     def add_fault(self, *args: Any, **kwargs: Any) -> Fault:
         """Shorthand for ``faults.append(Fault(...))`` that returns the Fault."""
         fault = Fault(*args, **kwargs)
@@ -635,9 +871,12 @@ class Simulator(NoticeControls):
         with self._lock:
             self._stats = Stats()
 
-    def _count_connection(self) -> None:
+    def _count_connection(self, opened: int = 0, over_capacity: bool = False) -> None:
         with self._lock:
-            self._stats.connections += 1
+            stats = self._stats
+            stats.connections += 1
+            stats.over_capacity += over_capacity
+            stats.peak_connections = max(stats.peak_connections, opened)
 
     # -- request handling ---------------------------------------------------------
 
@@ -656,16 +895,26 @@ class Simulator(NoticeControls):
         with self._lock:
             stats = self._stats
             stats.requests += 1
-            stats.by_path[f"{method} {path}"] += 1
+            stats.by_path[f"{method} {raw_path}"] += 1
             if method == "PUT" and path == TOKEN_PATH:
                 stats.token_requests += 1
+            admitted = self._admit()
+            if not admitted:
+                stats.throttled += 1
             fault = None
             for candidate in list(self.faults):
-                if candidate.active and candidate.matches(method, path, raw_path):
-                    candidate.hits += 1
+                if (
+                    admitted
+                    and candidate.active
+                    and candidate.matches(method, path, raw_path)
+                    and candidate.strikes(self._rng)
+                ):
                     fault = candidate
                     break
-        self._respond(handler, method, raw_path, fault)
+        if not admitted:
+            self._throttled(handler, method)
+        else:
+            self._respond(handler, method, raw_path, fault)
         with self._lock:
             stats = self._stats
             stats.server_time += time.perf_counter() - started
@@ -676,6 +925,13 @@ class Simulator(NoticeControls):
         with self._lock:
             self._stats.by_status[reply.status] += 1
         handler.send_reply(reply, method == "HEAD", truncate)
+
+    def _throttled(self, handler: _Handler, method: str) -> None:
+        action = self._throttle
+        if action == "drop":
+            handler.drop()  # a dropped packet: the client hears nothing
+            return
+        self._send(handler, _error(int(action)), method)
 
     def _respond(
         self, handler: _Handler, method: str, raw_path: str, fault: Optional[Fault]
@@ -717,7 +973,7 @@ class Simulator(NoticeControls):
         self._send(handler, reply, method, truncate=fault.action == "truncate")
 
     def _answer(self, method: str, raw_path: str, handler: _Handler) -> _Reply:
-        path = unquote(raw_path)
+        path = raw_path
         if method == "PUT":
             if path != TOKEN_PATH:
                 return _error(405, {"Allow": "GET, HEAD"})
@@ -769,7 +1025,7 @@ class Simulator(NoticeControls):
         return True
 
     def _lookup(self, raw_path: str) -> _Reply:
-        segments = [unquote(s) for s in raw_path.split("/") if s]
+        segments = [s for s in raw_path.split("/") if s]
         if not segments:
             return _Reply(200, b"latest")
         if segments[0] != "latest":
@@ -783,7 +1039,7 @@ class Simulator(NoticeControls):
             for depth, segment in enumerate(segments):
                 if not isinstance(node, Directory):
                     return _error(404)
-                child = node.entries.get(segment)
+                child = _child(node, segment)
                 if child is None and depth == 2 and segments[:2] == ["meta-data", "public-keys"]:
                     child = _public_key(node, segment)
                 if child is None:
@@ -791,7 +1047,26 @@ class Simulator(NoticeControls):
                 node = child
             if isinstance(node, Leaf):
                 return _Reply(200, node.body, node.content_type)
-            return _Reply(200, _listing(node, segments, tags_enabled))
+            body = _listing(node, segments, tags_enabled)
+        vanishing = self.vanishing_tag
+        if vanishing is not None and segments == ["meta-data", "tags", "instance"]:
+            # Named by the listing, gone when read: its own path answers 404.
+            body += (b"\n" if body else b"") + vanishing.encode("utf-8")
+        return _Reply(200, body)
+
+
+def _child(directory: Directory, segment: str) -> Optional[Node]:
+    """The entry a path segment names, taken literally.
+
+    Only a name that cannot travel in a path as it is (a space, non-ASCII) is
+    also found by its percent-encoded form, the one way a client can send it.
+    """
+    child = directory.entries.get(segment)
+    if child is None and "%" in segment:
+        name = unquote(segment)
+        if not _LITERAL.match(name):
+            child = directory.entries.get(name)
+    return child
 
 
 def _public_key(directory: Directory, index: str) -> Optional[Node]:
