@@ -7,9 +7,11 @@ against the benchmark simulator (its own process, so its CPU is not counted):
 
 * requests per poll, from the simulator's counters, after the first poll
   (identity and the tags' baseline are read once per watch), with tag values
-  read again every TAGS_EVERY polls as at the default intervals (60 s / 5 s);
-* round trips deep: a poll's wall time at 10 ms simulator latency divided by
-  that latency (1 = every path in one pipelined round);
+  read again every TAG_VALUES_EVERY polls, as by default;
+* round trips deep: how much a poll's wall time grows when the simulator
+  takes 10 ms per request, divided by those 10 ms (1 = every path in one
+  pipelined round), as the gather's round trips are counted: the wall time at
+  0 ms (connects, the simulator's work) is not a round trip;
 * CPU per poll at 0 ms, and so CPU per hour at the default interval.
 
 Targets (issue 12): at most the changing paths (5, plus the tags listing and,
@@ -32,10 +34,10 @@ from typing import Any, Dict, List, Optional
 import layout
 import measure
 
-from ec2_metadata_core.events import DEFAULT_INTERVAL, DEFAULT_TAGS_INTERVAL
+from ec2_metadata_core.events import DEFAULT_INTERVAL, TAG_VALUES_EVERY
 
 POLLS = 360  # a multiple of TAGS_EVERY
-TAGS_EVERY = max(1, round(DEFAULT_TAGS_INTERVAL / DEFAULT_INTERVAL))
+TAGS_EVERY = TAG_VALUES_EVERY
 DEPTH_POLLS = 30
 DEPTH_LATENCY_MS = 10.0
 CPU_PER_HOUR_LIMIT_S = 1.0
@@ -91,7 +93,8 @@ def measure_watch(sim: measure.Sim, url: str) -> Dict[str, Any]:
     cpu_per_poll = statistics.median(cost["polls_cpu_s"])
     # The mean, not the median: the polls that re-read tag values count too.
     cpu_per_hour = statistics.mean(cost["polls_cpu_s"]) * 3600.0 / DEFAULT_INTERVAL
-    depth = statistics.median(deep["polls_wall_s"]) / (DEPTH_LATENCY_MS / 1000.0)
+    added = statistics.median(deep["polls_wall_s"]) - statistics.median(cost["polls_wall_s"])
+    depth = added / (DEPTH_LATENCY_MS / 1000.0)
     block: Dict[str, Any] = {
         "polls": POLLS,
         "requests_per_poll": per_poll,

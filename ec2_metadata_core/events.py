@@ -9,7 +9,7 @@ Contract (the ``watch`` CLI, the Salt beacon and the Event-Driven Ansible
 source build on it; names and shapes are stable)::
 
     from ec2_metadata_core.events import Watcher, Event, KINDS
-    w = Watcher(metadata=None, *, interval=5.0, kinds=None, tags_interval=60.0)
+    w = Watcher(metadata=None, *, interval=5.0, kinds=None, tags_interval=None)
     w.poll() -> List[Event]      # one poll now: what is new since the last poll
     w.watch(stop=None) -> Iterator[Event]   # poll every `interval` s until stop.set()
 
@@ -19,9 +19,10 @@ source build on it; names and shapes are stable)::
   before the slash such as ``maintenance``, or a comma-separated string of
   them); default all. Only the paths those kinds need are read.
 * ``tags_interval`` (added after the first version of this API): seconds
-  between re-reads of the values of known tags (0: every poll). The tag
-  listing is read every poll, so an added or removed tag is reported at the
-  next poll, a changed value within ``tags_interval``.
+  between re-reads of the values of known tags (0: every poll; default
+  ``TAG_VALUES_EVERY`` polls). The tag listing is read every poll, so an added
+  or removed tag is reported at the next poll, a changed value within
+  ``tags_interval`` (by default, two polling intervals).
 * Bad ``interval``, ``tags_interval`` or ``kinds``: ``ConfigError``, one line.
 * The first poll reports what is pending now: a spot interruption, a rebalance
   recommendation, each scheduled maintenance event, the Auto Scaling target
@@ -115,10 +116,12 @@ KINDS: Tuple[str, ...] = (
 _MAINTENANCE = frozenset((MAINTENANCE_SCHEDULED, MAINTENANCE_CANCELLED, MAINTENANCE_COMPLETED))
 
 DEFAULT_INTERVAL = 5.0  # seconds; what AWS asks of spot instances
-# Re-reading every tag value costs a request per tag; a changed value is not
-# urgent the way a spot notice is (the listing, read every poll, shows an added
-# or removed key at once).
-DEFAULT_TAGS_INTERVAL = 60.0
+# Re-reading every tag value costs a request per tag (each a TCP connection on
+# the real service), and a changed value is not urgent the way a spot notice
+# is: by default they are read every other poll, so a change still shows
+# within two polling intervals, at about half the cost of every poll. The
+# listing, read every poll, shows an added or removed key at once.
+TAG_VALUES_EVERY = 2
 MIN_INTERVAL = 0.01
 MAX_INTERVAL = 86400.0
 
@@ -201,7 +204,7 @@ class Watcher:
         *,
         interval: float = DEFAULT_INTERVAL,
         kinds: Union[str, Iterable[str], None] = None,
-        tags_interval: float = DEFAULT_TAGS_INTERVAL,
+        tags_interval: Optional[float] = None,
     ) -> None:
         from . import config
 
@@ -210,6 +213,8 @@ class Watcher:
             "interval", interval, float, MIN_INTERVAL, MAX_INTERVAL
         )
         self.kinds = select_kinds(kinds)
+        if tags_interval is None:
+            tags_interval = TAG_VALUES_EVERY * self.interval
         self.tags_interval: float = config.parse_number(
             "tags_interval", tags_interval, float, 0.0, MAX_INTERVAL
         )
@@ -250,7 +255,9 @@ class Watcher:
             wanted.append(TAGS_PATH)
             # Values of known keys go out with the listing (one round trip deep),
             # every tags_interval; a new key's value follows the listing at once.
-            self._tag_values_read = time.monotonic() >= self._tag_values_due
+            # Half a poll of slack: a poll that comes a little early on its
+            # rhythm still counts as the one the values are due at.
+            self._tag_values_read = time.monotonic() + self.interval / 2 >= self._tag_values_due
             if self._tag_values_read:
                 wanted.extend(InstanceTags.path(key) for key in self._tags or ())
         return wanted

@@ -19,7 +19,7 @@ from types import FrameType
 from typing import Any, Callable, Optional
 
 from .errors import IMDSError
-from .events import DEFAULT_INTERVAL, DEFAULT_TAGS_INTERVAL, Event, Watcher, select_kinds
+from .events import DEFAULT_INTERVAL, TAG_VALUES_EVERY, Event, Watcher, select_kinds
 from .model import EC2Metadata
 
 EXIT_NOTICE = 4
@@ -56,10 +56,9 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tags-interval",
         type=float,
-        default=DEFAULT_TAGS_INTERVAL,
         metavar="S",
-        help="seconds between re-reads of tag values (default {:g}; 0: every poll); "
-        "added and removed tags show at the next poll".format(DEFAULT_TAGS_INTERVAL),
+        help="seconds between re-reads of tag values (default: every {} polls; 0: every "
+        "poll); added and removed tags show at the next poll".format(TAG_VALUES_EVERY),
     )
     parser.add_argument("--once", action="store_true", help="print what is pending now and exit")
     parser.add_argument(

@@ -231,6 +231,10 @@ class Pool:
         self._idle: List[socket.socket] = []
         self._lock = threading.Lock()
         self._address: Optional[Tuple[int, Any]] = None
+        # The congestion window the last exchange ended with. The next one
+        # starts there, as TCP caches a route's window: a long-lived client's
+        # repeated small reads (a watcher's polls) then go out in one round.
+        self.window = float(INITIAL_WINDOW)
         host_text = "[{}]".format(host) if ":" in host else host
         default_port = 443 if https else 80
         self.host_header = host_text if port == default_port else "{}:{}".format(host_text, port)
@@ -352,9 +356,9 @@ class Window:
     back that long.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, start: float = INITIAL_WINDOW) -> None:
         self.limit = max(1, limit)
-        self.size = float(min(INITIAL_WINDOW, self.limit))
+        self.size = float(max(1.0, min(start, self.limit)))
         self.threshold = float(self.limit)
         self.gap = 0.0
         self.cut_at = -1.0
@@ -459,7 +463,7 @@ def exchange(
     order = 0
     active: Dict[int, _InFlight] = {}
     selector = selectors.DefaultSelector()
-    window = Window(limit)
+    window = Window(limit, pool.window)
     patience = min(CONNECT_PATIENCE, timeout / 2.0)
 
     def enqueue(new: Iterable[Job], first: bool = False) -> None:
@@ -699,6 +703,7 @@ def exchange(
                     ready_to(woken)
             overdue(time.monotonic())
     finally:
+        pool.window = window.size
         for left in list(active.values()):
             left.sock.close()
         selector.close()

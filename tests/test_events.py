@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from typing import Any, Iterator, List
 
 import pytest
@@ -18,6 +19,7 @@ from ec2_metadata_core.errors import ConfigError, IMDSError, MalformedResponseEr
 from ec2_metadata_core.events import (
     KINDS,
     SPOT_PATH,
+    TAG_VALUES_EVERY,
     TAGS_PATH,
     Event,
     Watcher,
@@ -229,6 +231,22 @@ def test_tag_values_are_read_again_every_tags_interval_and_new_keys_at_once(
     w._tag_values_due = 0.0  # as if the hour had passed
     (event,) = w.poll()
     assert event["notice"]["changed"] == {"Name": {"old": "web-01", "new": "not-read-yet"}}
+
+
+def test_by_default_a_changed_tag_value_shows_within_two_polling_intervals(
+    sim: Simulator,
+) -> None:
+    w = watcher(sim, kinds="tags", interval=0.2, tags_interval=None)
+    assert w.tags_interval == TAG_VALUES_EVERY * w.interval
+    w.poll()
+    sim.set_tag("Name", "web-02")
+    reported = []
+    for _ in range(TAG_VALUES_EVERY):  # one watch's polls, on its rhythm
+        time.sleep(w.interval)
+        reported += w.poll()
+    assert [e["notice"]["changed"] for e in reported] == [
+        {"Name": {"old": "web-01", "new": "web-02"}}
+    ]
 
 
 def test_tags_off_are_read_as_one_listing_and_never_reported() -> None:

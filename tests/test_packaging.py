@@ -1,12 +1,15 @@
 """What `pip install ec2-metadata-core` puts into a user's environment.
 
-The wheel is built here, offline, from the working tree: what it holds is what
-every user gets, whatever the suite's own editable install does.
+The wheel is built here, offline, from a copy of the source: what it holds is
+what every user gets, whatever the suite's own editable install does. A copy,
+because setuptools builds in ``build/`` beside the source, and files an older
+build left there would end up in the wheel.
 """
 
 from __future__ import annotations
 
 import configparser
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -20,8 +23,11 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
     out = tmp_path_factory.mktemp("wheel")
+    source = out / "source"
+    skip = (".git", ".venv*", "build", "dist", "*.egg-info", "__pycache__", ".*_cache")
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*skip), symlinks=True)
     command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
-    command += ["-q", "--disable-pip-version-check", "-w", str(out), str(ROOT)]
+    command += ["-q", "--disable-pip-version-check", "-w", str(out), str(source)]
     subprocess.run(command, check=True, capture_output=True)
     (path,) = out.glob("ec2_metadata_core-*.whl")
     return zipfile.ZipFile(path)
