@@ -366,13 +366,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _metadata(args: argparse.Namespace) -> EC2Metadata:
-    settings = config.resolve(
-        endpoint=args.endpoint,
-        endpoint_mode=args.endpoint_mode,
-        timeout=args.timeout,
-        attempts=args.attempts,
-        allow_imdsv1=args.allow_imdsv1,
-    )
+    # The connection options (``_connection_options``) carry the settings' own names.
+    settings = config.Settings.from_mapping(config.settings_in(vars(args)))
     from .client import IMDSClient
 
     return EC2Metadata(client=IMDSClient(settings=settings))

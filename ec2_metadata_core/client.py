@@ -28,6 +28,7 @@ from typing import (
 from . import config
 from .errors import (
     HOP_LIMIT_HINT,
+    ConfigError,
     IMDSError,
     IMDSHTTPError,
     IMDSTimeoutError,
@@ -217,7 +218,11 @@ class IMDSClient:
         transport: Optional[Transport] = None,
         **overrides: object,
     ) -> None:
-        self.settings = settings if settings is not None else config.resolve(**overrides)  # type: ignore[arg-type]
+        if settings is None:
+            settings = config.Settings.from_mapping(overrides)
+        elif overrides:
+            raise ConfigError("{}= goes into settings=, not beside it".format(sorted(overrides)[0]))
+        self.settings = settings
         if transport is None:
             if session is not None:
                 transport = RequestsTransport(self.settings.endpoint, session)

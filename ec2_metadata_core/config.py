@@ -8,7 +8,7 @@ shared config file (``~/.aws/config`` or ``AWS_CONFIG_FILE``), then defaults.
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, NamedTuple, Optional
+from typing import Any, Dict, Mapping, NamedTuple, Optional
 
 from .errors import ConfigError
 
@@ -38,6 +38,26 @@ _SOURCES = {
 }
 
 
+# The settings a caller may give, each with what it is: the one list every face
+# reads (the CLI's and the faces' option specs pass their values through
+# ``Settings.from_mapping`` without naming them again). ``None`` means unset.
+OPTIONS: Mapping[str, str] = {
+    "endpoint": "IMDS base URL, e.g. http://169.254.169.254",
+    "endpoint_mode": "IPv4 or IPv6: which of the two IMDS addresses",
+    "timeout": "seconds per attempt",
+    "attempts": "attempts per request",
+    "disabled": "refuse every request (AWS_EC2_METADATA_DISABLED)",
+    "allow_imdsv1": "fall back to IMDSv1 when the token request is refused",
+    "token_ttl": "lifetime in seconds asked for the session token",
+    "max_concurrency": "requests in flight at once",
+}
+
+
+def settings_in(mapping: Mapping[str, Any]) -> Dict[str, Any]:
+    """The entries of a face's options that are settings (``OPTIONS``), the rest left out."""
+    return {name: value for name, value in mapping.items() if name in OPTIONS}
+
+
 class Settings(NamedTuple):
     """Everything the client needs to know before its first request."""
 
@@ -48,6 +68,25 @@ class Settings(NamedTuple):
     allow_imdsv1: bool = False
     token_ttl: int = MAX_TOKEN_TTL
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+
+    @classmethod
+    def from_mapping(
+        cls, options: Mapping[str, Any], environ: Optional[Mapping[str, str]] = None
+    ) -> Settings:
+        """Settings from a mapping of ``OPTIONS`` (unset: ``None`` or absent), as ``resolve``.
+
+        A key that is not a setting raises a one-line ``ConfigError`` naming it.
+        """
+        unknown = sorted(str(key) for key in options if key not in OPTIONS)
+        if unknown:
+            raise ConfigError(
+                "{} is not a setting (known: {})".format(unknown[0], ", ".join(OPTIONS))
+            )
+        return resolve(environ=environ, **options)
+
+    def for_probe(self, timeout: float) -> Settings:
+        """These settings for a token request that only asks "is an IMDS here?": one short try."""
+        return self._replace(timeout=timeout, attempts=1)
 
 
 def host_port(host: str, port: int) -> str:

@@ -152,7 +152,8 @@ class EC2Metadata(LazyObject):
     keyword arguments override the AWS settings read from the environment and
     ``~/.aws/config`` (see ``config.resolve``); they are read on first use, so
     the ``ec2_metadata`` singleton follows the environment the program has when
-    it first reads a value.
+    it first reads a value. ``client`` brings its own settings and session:
+    giving either beside it is a ``ConfigError``, not silently ignored.
     """
 
     def __init__(
@@ -174,16 +175,19 @@ class EC2Metadata(LazyObject):
         if pool_manager is not None and session is not None:
             raise ConfigError("pass session= (requests) or pool_manager= (urllib3), not both")
         self._session: Any = session if pool_manager is None else pool_manager
-        self._options: Dict[str, Any] = {
-            "endpoint": endpoint,
-            "endpoint_mode": endpoint_mode,
-            "timeout": timeout,
-            "attempts": attempts,
-            "disabled": disabled,
-            "allow_imdsv1": allow_imdsv1,
-            "token_ttl": token_ttl,
-            "max_concurrency": max_concurrency,
-        }
+        # The keywords above are the library's spelling of ``config.OPTIONS``;
+        # they travel on as one mapping, validated by ``config.Settings.from_mapping``.
+        given = locals()
+        self._options: Dict[str, Any] = {name: given[name] for name in config.OPTIONS}
+        if client is not None:
+            chosen = [name for name, value in self._options.items() if value is not None]
+            if session is not None or pool_manager is not None:
+                chosen.insert(0, "session" if session is not None else "pool_manager")
+            if chosen:
+                raise ConfigError(
+                    "{0}= goes to the client, not beside client= (which brings its own "
+                    "settings and session): IMDSClient({0}=...)".format(chosen[0])
+                )
         self._given_client = client
         self._client: Optional[IMDSClient] = client
         self._reader: Optional[Reader] = None
@@ -211,10 +215,12 @@ class EC2Metadata(LazyObject):
         from .compat import Urllib3Transport, is_pool_manager
 
         if is_pool_manager(self._session):
-            settings = config.resolve(**self._options)
+            settings = config.Settings.from_mapping(self._options)
             transport = Urllib3Transport(settings.endpoint, self._session)
             return IMDSClient(settings=settings, transport=transport)
-        return IMDSClient(session=self._session, **self._options)
+        return IMDSClient(
+            session=self._session, settings=config.Settings.from_mapping(self._options)
+        )
 
     @property
     def service_url(self) -> str:

@@ -70,7 +70,7 @@ def probe(endpoint: _Endpoint, timeout: float) -> Optional[IMDSError]:
     as absent). The token the probe gets serves the gather too.
     """
     settings = endpoint.client.settings
-    client = IMDSClient(settings=settings._replace(timeout=timeout, attempts=1))
+    client = IMDSClient(settings=settings.for_probe(timeout))
     try:
         reason = probe_client(client)
         if reason is None:

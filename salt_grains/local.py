@@ -13,14 +13,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import yaml
 
 from ec2_metadata_core import config
 from ec2_metadata_core.errors import ConfigError
 
-from .options import SECTION, from_minion_opts
+from .options import SECTION, connection_settings, from_minion_opts
 
 
 def write_local_minion(
@@ -33,7 +33,7 @@ def write_local_minion(
     """
     confdir = root / "conf"
     confdir.mkdir(parents=True, exist_ok=True)
-    config: Dict[str, Any] = {
+    minion: Dict[str, Any] = {
         "id": minion_id,
         "file_client": "local",
         "root_dir": str(root),
@@ -48,30 +48,25 @@ def write_local_minion(
         "grains_cache": False,
     }
     if ec2_metadata is not None:
-        config["ec2_metadata"] = ec2_metadata
+        minion["ec2_metadata"] = ec2_metadata
     # JSON is YAML: Salt reads it as is.
-    (confdir / "minion").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    (confdir / "minion").write_text(json.dumps(minion, indent=2) + "\n", encoding="utf-8")
     return confdir
 
 
-def _section(endpoint: Optional[str], settings: List[str]) -> Optional[Dict[str, Any]]:
-    """The ``ec2_metadata:`` section from the command line, validated as the grain will."""
-    section: Dict[str, Any] = {}
-    if endpoint is not None:
-        section["endpoint"] = endpoint
-    for item in settings:
+def _section(args: argparse.Namespace) -> Optional[Dict[str, Any]]:
+    """The ``ec2_metadata:`` section from the command line, validated as the grain will.
+
+    Options named after a setting (``--endpoint``) go in first, ``--set`` after.
+    """
+    given = config.settings_in(vars(args))
+    section = {name: value for name, value in given.items() if value is not None}
+    for item in args.set:
         name, sep, value = item.partition("=")
         if not sep or not name:
             raise ConfigError("--set takes NAME=VALUE, not {!r}".format(item))
         section[name] = yaml.safe_load(value) if value else None
-    options = from_minion_opts({SECTION: section})
-    config.resolve(
-        endpoint=options.endpoint,
-        endpoint_mode=options.endpoint_mode,
-        timeout=options.timeout,
-        attempts=options.attempts,
-        allow_imdsv1=options.allow_imdsv1,
-    )
+    connection_settings(from_minion_opts({SECTION: section}))
     return section or None
 
 
@@ -101,7 +96,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        section = _section(args.endpoint, args.set)
+        section = _section(args)
         confdir = write_local_minion(args.root.resolve(), args.id, section)
     except (ConfigError, OSError, yaml.YAMLError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -34,8 +34,6 @@ class Options(NamedTuple):
 
 
 _BOOLS = ("enabled", "include_secrets", "include_user_data")
-# The core validates these (config.resolve).
-_PASSED_ON = ("endpoint", "endpoint_mode", "timeout", "attempts", "allow_imdsv1")
 
 
 def _seconds(name: str, value: Any, low: float, high: float) -> float:
@@ -70,17 +68,11 @@ def from_minion_opts(opts: Mapping[str, Any]) -> Options:
         elif name == "negative_cache_seconds":
             values[name] = _seconds(name, value, 0.0, 30 * 86400.0)
         else:
-            assert name in _PASSED_ON
+            assert name in config.OPTIONS  # the core validates settings
             values[name] = value
     return Options(**values)
 
 
 def connection_settings(options: Options) -> config.Settings:
     """The core's settings: these options, else the AWS environment and config file."""
-    return config.resolve(
-        endpoint=options.endpoint,
-        endpoint_mode=options.endpoint_mode,
-        timeout=options.timeout,
-        attempts=options.attempts,
-        allow_imdsv1=options.allow_imdsv1,
-    )
+    return config.Settings.from_mapping(config.settings_in(options._asdict()))

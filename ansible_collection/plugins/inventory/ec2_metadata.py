@@ -120,13 +120,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
 
     def _read_instance(self):
         try:
-            return gather(
-                endpoint=self.get_option("endpoint"),
-                timeout=self.get_option("timeout"),
-                attempts=self.get_option("attempts"),
-                allow_imdsv1=self.get_option("allow_imdsv1"),
-                token_ttl=self.get_option("token_ttl"),
-            )
+            return gather(self.get_options())
         except IMDSError as exc:
             raise AnsibleParserError(failure_message(exc)) from None
 

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from ansible_collections.imds.ec2.plugins.module_utils.config import settings_in
 from ansible_collections.imds.ec2.plugins.module_utils.model import EC2Metadata
 from ansible_collections.imds.ec2.plugins.module_utils.presence import is_turned_off, probe
 from ansible_collections.imds.ec2.plugins.module_utils.snapshot import snapshot
@@ -29,11 +30,7 @@ class NotOnEC2(Exception):
 
 
 def gather(
-    endpoint=None,
-    timeout=None,
-    attempts=None,
-    allow_imdsv1=None,
-    token_ttl=None,
+    options,
     include_secrets=False,
     include_user_data=False,
     raw=None,
@@ -41,16 +38,13 @@ def gather(
 ):
     """The snapshot of the instance; settings left None come from the AWS environment.
 
+    ``options`` are the plugin's own (module params, inventory options): the
+    ones named as core settings (``config.OPTIONS``) configure the client, so
+    a setting is named in the plugin's option spec and nowhere else here.
     With ``probe_first``, a token request that finds no IMDS raises
     ``NotOnEC2`` instead of an IMDSError; failures after that stay IMDSErrors.
     """
-    metadata = EC2Metadata(
-        endpoint=endpoint,
-        timeout=timeout,
-        attempts=attempts,
-        allow_imdsv1=allow_imdsv1,
-        token_ttl=token_ttl,
-    )
+    metadata = EC2Metadata(**settings_in(options))
     try:
         if probe_first:
             reason = probe(metadata.client)

@@ -764,11 +764,7 @@ def gather_facts(params):
     """
     bodies = {} if params["legacy_facts"] else None
     instance = gather(
-        endpoint=params["endpoint"],
-        timeout=params["timeout"],
-        attempts=params["attempts"],
-        allow_imdsv1=params["allow_imdsv1"],
-        token_ttl=params["token_ttl"],
+        params,
         include_secrets=params["include_secrets"],
         include_user_data=params["include_user_data"],
         raw=bodies,

@@ -93,9 +93,9 @@ EXAMPLES = r"""
             spot_time: "{{ event.time }}"
 """
 
-# The settings passed on to the client as they are (it validates them).
-_CLIENT_ARGS = ("endpoint", "endpoint_mode", "timeout", "attempts", "allow_imdsv1")
-_KNOWN_ARGS = ("interval", "kinds", *_CLIENT_ARGS)
+# The source's own arguments; the others documented above are the core's
+# settings (``config.OPTIONS``), passed on as they are (the core validates them).
+_OWN_ARGS = ("interval", "kinds")
 
 
 def _core() -> Any:
@@ -108,24 +108,24 @@ def _core() -> Any:
     root = str(Path(__file__).resolve().parents[7])
     if root not in sys.path:
         sys.path.insert(0, root)
-    from ansible_collections.imds.ec2.plugins.module_utils import errors, events, model
+    from ansible_collections.imds.ec2.plugins.module_utils import config, errors, events, model
 
-    return errors, events, model
+    return config, errors, events, model
 
 
 def watcher(args: Optional[Dict[str, Any]]) -> Any:
     """A ``Watcher`` for the source's arguments; ``ConfigError`` names a bad one."""
-    errors, events, model = _core()
+    config, errors, events, model = _core()
     args = args or {}
-    unknown = sorted(str(key) for key in args if key not in _KNOWN_ARGS)
+    known = _OWN_ARGS + tuple(config.OPTIONS)
+    unknown = sorted(str(key) for key in args if key not in known)
     if unknown:
         raise errors.ConfigError(
             "ec2_metadata_events: {} is not an argument (known: {})".format(
-                unknown[0], ", ".join(_KNOWN_ARGS)
+                unknown[0], ", ".join(known)
             )
         )
-    options = {name: args[name] for name in _CLIENT_ARGS if args.get(name) is not None}
-    metadata = model.EC2Metadata(**options)
+    metadata = model.EC2Metadata(**config.settings_in(args))
     interval = args.get("interval")
     return events.Watcher(
         metadata,
