@@ -1,8 +1,10 @@
 """The IMDSv2 protocol: token, retries, deadline, errors, transports.
 
 Unit tests use ``responses`` with a ``requests.Session`` (the client's own
-logic); integration tests speak real HTTP to the simulator on loopback with
-the default standard-library transport.
+logic); the session's transport runs on the same scheduler as the default
+one (``IMDSClient._run``: worker threads, the congestion window, retries),
+so these test the path every read takes. Integration tests speak real HTTP
+to the simulator on loopback with the default standard-library transport.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import requests
 import responses
 
 import ec2_metadata_core.client as client_module
-import ec2_metadata_core.transport as transport_module
 from ec2_metadata_core import (
     EC2Metadata,
     IMDSClient,
@@ -38,7 +39,7 @@ from ec2_metadata_core import (
 )
 from ec2_metadata_core.client import busy_tries
 from ec2_metadata_core.simulator import Simulator
-from ec2_metadata_core.transport import Response, StdlibTransport, Transport
+from ec2_metadata_core.wire import Job, Response, StdlibTransport, Transport
 
 # responses intercepts before any socket; a loopback URL keeps even a
 # misconfigured mock on this machine.
@@ -54,13 +55,28 @@ def mock() -> Iterator[responses.RequestsMock]:
         yield rsps
 
 
+class SkippingClock:
+    """The client's clock: real time, plus every pause it took, which is recorded, not slept."""
+
+    def __init__(self) -> None:
+        self.pauses: List[float] = []
+        self.skipped = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.skipped
+
+    def sleep(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+        self.skipped += max(0.0, seconds)
+
+
 @pytest.fixture
 def no_sleep(monkeypatch: pytest.MonkeyPatch) -> List[float]:
     """Record back-off pauses instead of sleeping; jitter pinned to its ceiling."""
-    pauses: List[float] = []
+    clock = SkippingClock()
     monkeypatch.setattr(random, "uniform", lambda low, high: high)
-    monkeypatch.setattr(client_module.time, "sleep", pauses.append)
-    return pauses
+    monkeypatch.setattr(client_module, "time", clock)
+    return clock.pauses
 
 
 def add_token(mock: responses.RequestsMock, token: str = "tok-1", ttl: int = 21600) -> None:
@@ -194,7 +210,8 @@ def test_a_busy_service_gets_more_tries_and_its_retry_after(
         status=503,
         headers={"Retry-After": "2"},
     )
-    metadata, _ = session_metadata(attempts=2)
+    # The deadline, 2 x (5 s + 1 s), leaves room for every try 2 s apart.
+    metadata, _ = session_metadata(attempts=2, timeout=5)
     with pytest.raises(IMDSHTTPError) as caught:
         metadata.instance_id  # noqa: B018
     assert caught.value.status == 503
@@ -296,8 +313,8 @@ class SlowTransport(Transport):
         self.cost = cost
         self.gets = 0
 
-    def request(self, method: str, path: str, headers: Dict[str, str], timeout: float) -> Response:
-        if method == "PUT":
+    def send(self, job: Job, timeout: float) -> Response:
+        if job.method == "PUT":
             return Response(200, {TTL_HEADER.lower(): "21600"}, b"tok")
         self.gets += 1
         self.clock.now += self.cost
@@ -308,7 +325,6 @@ class SlowTransport(Transport):
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     fake = FakeClock()
     monkeypatch.setattr(client_module, "time", fake)
-    monkeypatch.setattr(transport_module, "time", fake)
     monkeypatch.setattr(random, "uniform", lambda low, high: high)
     return fake
 
