@@ -195,8 +195,9 @@ class Window:
         self.next_send = max(self.next_send, now + self.gap)
 
 
-# A sent job comes back to its pass as (job, outcome, sent at).
-_Done = Tuple[Job, Outcome, float]
+# A sent job comes back to its pass as (job, outcome, sent at); an exception
+# other than an IMDSError is a bug, raised in the caller's thread.
+_Done = Tuple[Job, Union[Outcome, Exception], float]
 # What a worker runs: transport, job, timeout, sent at, where the outcome goes.
 _Task = Tuple[Transport, Job, float, float, "queue.SimpleQueue[_Done]"]
 
@@ -205,15 +206,18 @@ class _Workers:
     """The threads that run blocking sends, shared by every client of the process.
 
     Created on demand (never more than the sends in flight at once) and kept
-    for the next pass; a forked child (a Salt job) starts its own, as threads
-    do not survive ``fork``.
+    for the next pass. A forked child (a Salt job) starts afresh: threads do
+    not survive ``fork``, and a lock one of them held would never be released.
     """
 
     def __init__(self) -> None:
-        self.pid = os.getpid()
+        self._forked()
+
+    def _forked(self) -> None:
         self._tasks: queue.SimpleQueue[_Task] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._idle = 0
+        self._pid = os.getpid()
 
     def submit(
         self,
@@ -223,6 +227,8 @@ class _Workers:
         now: float,
         done: queue.SimpleQueue[_Done],
     ) -> None:
+        if self._pid != os.getpid():  # where os.register_at_fork is missing
+            self._forked()
         with self._lock:
             spawn = self._idle == 0
             if not spawn:
@@ -235,44 +241,19 @@ class _Workers:
         tasks = self._tasks
         while True:
             transport, job, timeout, sent_at, done = tasks.get()
-            outcome: Outcome
+            outcome: Union[Outcome, Exception]
             try:
                 outcome = transport.send(job, timeout)
-            except IMDSError as exc:
+            except Exception as exc:  # an IMDSError, or a bug the caller's thread re-raises
                 outcome = exc
-            except Exception as exc:  # a transport's bug must not hang the pass
-                outcome = IMDSError(
-                    "sending {} {} failed: {}".format(job.method, job.path, type(exc).__name__)
-                )
             with self._lock:
                 self._idle += 1
             done.put((job, outcome, sent_at))
 
 
-_workers: Optional[_Workers] = None
-_workers_lock = threading.Lock()
-
-
-def _shared_workers() -> _Workers:
-    global _workers
-    workers = _workers
-    if workers is None or workers.pid != os.getpid():
-        with _workers_lock:
-            workers = _workers
-            if workers is None or workers.pid != os.getpid():
-                workers = _workers = _Workers()
-    return workers
-
-
-def _after_fork_in_child() -> None:
-    # The parent's threads, and any lock one of them held, stay behind.
-    global _workers, _workers_lock
-    _workers = None
-    _workers_lock = threading.Lock()
-
-
+_workers = _Workers()
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(after_in_child=_workers._forked)
 
 
 class _Key(NamedTuple):
@@ -595,7 +576,7 @@ class IMDSClient:
         """
         timeout = self.settings.timeout
         transport = self.transport
-        workers = _shared_workers()
+        workers = _workers
         done: queue.SimpleQueue[_Done] = queue.SimpleQueue()
         window = Window(limit, self._window)
         ready: Deque[Job] = deque()
@@ -661,6 +642,8 @@ class IMDSClient:
                 while True:
                     in_flight -= 1
                     job, outcome, sent_at = finished
+                    if not isinstance(outcome, (Response, IMDSError)):
+                        raise outcome
                     self._signal(window, job, outcome, sent_at)
                     enqueue(settle(job, outcome), True)
                     try:
