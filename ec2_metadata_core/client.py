@@ -651,7 +651,9 @@ class IMDSClient:
                     except queue.Empty:
                         break
         finally:
-            self._window = window.size
+            # A pass held down by its own limit (the token PUT: one request)
+            # learned nothing about the route: the window it carries stays.
+            self._window = window.size if window.size < limit else max(self._window, window.size)
             while in_flight:  # only after an exception: let the sends end quietly
                 done.get()
                 in_flight -= 1
@@ -689,9 +691,10 @@ class IMDSClient:
         """Read many paths under ``/latest/`` in one pipelined pass.
 
         Up to ``settings.max_concurrency`` requests are in flight (fewer
-        while the service pushes back, see ``wire``), with one token. ``follow(path, body)`` runs as
-        each answer arrives (body ``None`` for 404) and names further paths to
-        read, so dependent reads (a listing, then its entries) start at once.
+        while the service pushes back, see ``Window``), with one token.
+        ``follow(path, body)`` runs in the calling thread as each answer
+        arrives (body ``None`` for 404) and names further paths to read, so
+        dependent reads (a listing, then its entries) start at once.
         Returns every path's body, ``None`` if absent, or the ``IMDSError`` that
         kept it from being read. Each request leaves with the token current at
         that moment (requests queue, and a short-lived token can expire while
