@@ -608,15 +608,16 @@ class IMDSClient:
                     ready.append(heapq.heappop(later)[2])
                 while ready and window.allows(in_flight, now):
                     job = ready.popleft()
-                    try:
-                        if token_failure is not None and TOKEN_HEADER in job.headers:
-                            # Shared rather than each request paying for
-                            # another failing token request.
-                            raise token_failure
-                        self._stamp(job)
-                    except IMDSError as exc:
-                        token_failure = exc
-                        enqueue(settle(job, exc), True)
+                    # A token failure is every later request's in the pass,
+                    # rather than each paying for another failing token request.
+                    failure = token_failure if TOKEN_HEADER in job.headers else None
+                    if failure is None:
+                        try:
+                            self._stamp(job)
+                        except IMDSError as exc:
+                            failure = token_failure = exc
+                    if failure is not None:
+                        enqueue(settle(job, failure), True)
                         continue
                     job.throttled, job.resent = False, 0
                     now = time.monotonic()
