@@ -41,6 +41,7 @@ from ec2_metadata_core import (
     SpotInstanceAction,
     cli,
 )
+from ec2_metadata_core.compat import RequestsTransport
 from ec2_metadata_core.flat import flatten, to_env
 from ec2_metadata_core.sensitive import (
     SECRET_KEYS,
@@ -50,7 +51,6 @@ from ec2_metadata_core.sensitive import (
 )
 from ec2_metadata_core.simulator import Simulator
 from ec2_metadata_core.snapshot import snapshot, snapshot_keys
-from ec2_metadata_core.compat import RequestsTransport
 from ec2_metadata_core.wire import Job, StdlibTransport
 from saltext.imds_ec2 import ec2 as grains_impl
 
