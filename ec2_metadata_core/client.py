@@ -195,6 +195,8 @@ class Window:
         self.next_send = max(self.next_send, now + self.gap)
 
 
+# Seconds a worker thread waits for work before it ends.
+WORKER_IDLE = 30.0
 # A sent job comes back to its pass as (job, outcome, sent at); an exception
 # other than an IMDSError is a bug, raised in the caller's thread.
 _Done = Tuple[Job, Union[Outcome, Exception], float]
@@ -206,8 +208,11 @@ class _Workers:
     """The threads that run blocking sends, shared by every client of the process.
 
     Created on demand (never more than the sends in flight at once) and kept
-    for the next pass. A forked child (a Salt job) starts afresh: threads do
-    not survive ``fork``, and a lock one of them held would never be released.
+    for the next pass, up to ``WORKER_IDLE`` seconds without work: a watcher's
+    polls reuse them, and a process that gathered once is soon left without
+    threads (``fork`` warns about them on Python 3.12). A forked child (a Salt
+    job) starts afresh: threads do not survive ``fork``, and a lock one of
+    them held would never be released.
     """
 
     def __init__(self) -> None:
@@ -238,15 +243,22 @@ class _Workers:
             threading.Thread(target=self._work, name="imds-send", daemon=True).start()
 
     def _work(self) -> None:
-        tasks = self._tasks
+        tasks, lock = self._tasks, self._lock
         while True:
-            transport, job, timeout, sent_at, done = tasks.get()
+            try:
+                transport, job, timeout, sent_at, done = tasks.get(timeout=WORKER_IDLE)
+            except queue.Empty:
+                with lock:
+                    if self._idle > 0:  # else a task is on its way to this thread
+                        self._idle -= 1
+                        return
+                continue
             outcome: Union[Outcome, Exception]
             try:
                 outcome = transport.send(job, timeout)
             except Exception as exc:  # an IMDSError, or a bug the caller's thread re-raises
                 outcome = exc
-            with self._lock:
+            with lock:
                 self._idle += 1
             done.put((job, outcome, sent_at))
 

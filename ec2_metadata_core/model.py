@@ -209,7 +209,7 @@ class EC2Metadata(LazyObject):
         return client
 
     def _new_client(self) -> IMDSClient:
-        # Imported here: the transport pulls in socket and http.client,
+        # Imported here: the client pulls in socket, queue and threads,
         # which a program that never reads a value need not pay for.
         from .client import IMDSClient
         from .compat import Urllib3Transport, is_pool_manager
