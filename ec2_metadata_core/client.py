@@ -6,14 +6,19 @@ read. One client serves any number of threads with one token.
 
 Every request, a single attribute read as much as a whole gather or the token
 PUT, goes through one loop, ``IMDSClient._run``: it stamps the current token
-on each request as it leaves, hands it to a transport (``wire`` by default,
-``compat`` for a caller's ``requests.Session`` or ``urllib3.PoolManager``)
-on one of a few worker threads, and, as outcomes come back, retries with
-back-off inside each request's deadline and the pass's retry quota, and
-queues what ``follow`` says an answer revealed. How many go out at once
-follows TCP's congestion control (``Window``): the real service answers each
-request on a connection of its own, caps simultaneous connections and
-throttles, so the danger is a burst.
+on each request as it leaves and hands it to the transport, and, as outcomes
+come back, retries with back-off inside each request's deadline and the
+pass's retry quota, and queues what ``follow`` says an answer revealed. How
+many go out at once follows TCP's congestion control (``Window``): the real
+service answers each request on a connection of its own, caps simultaneous
+connections and throttles, so the danger is a burst.
+
+Below the loop, the standard-library transport (``wire``) keeps its requests
+in flight on non-blocking sockets driven from the loop's own thread
+(``wire.Engine``); a caller's ``requests.Session`` or ``urllib3.PoolManager``
+(``compat``) sends blocking, so each of its requests runs on a worker thread
+(``_Threaded``). Both answer the loop the same way: ``submit`` a job,
+``collect`` the ones that ended.
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ from .errors import (
     TokenError,
     TokenTimeoutError,
 )
-from .wire import Job, Response, StdlibTransport, Transport
+from .wire import Done, Engine, Job, Outcome, Response, StdlibTransport, Transport
 
 if TYPE_CHECKING:  # pragma: no cover
     import requests
@@ -94,7 +99,6 @@ _TOKEN = re.compile(r"[\x21-\x7e]+\Z")
 
 Body = Union[Optional[bytes], IMDSError]
 Follow = Callable[[str, Optional[bytes]], Iterable[str]]
-Outcome = Union[Response, IMDSError]
 # What the loop does with an outcome: nothing more, or these jobs (a retry,
 # what an answer revealed).
 Settle = Callable[[Job, Outcome], Iterable[Job]]
@@ -266,6 +270,45 @@ class _Workers:
 _workers = _Workers()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_workers._forked)
+
+
+class _Threaded:
+    """A blocking transport's sends, run on the worker threads; the face of ``wire.Engine``."""
+
+    def __init__(self, transport: Transport, timeout: float) -> None:
+        self.transport = transport
+        self.timeout = timeout
+        self.done: queue.SimpleQueue[_Done] = queue.SimpleQueue()
+        self.out = 0
+
+    def submit(self, job: Job, now: float) -> None:
+        _workers.submit(self.transport, job, self.timeout, now, self.done)
+        self.out += 1
+
+    def collect(self, wait: Optional[float]) -> List[Done]:
+        try:
+            first = self.done.get() if wait is None else self.done.get(timeout=max(0.0, wait))
+        except queue.Empty:
+            return []
+        finished = [first]
+        while True:
+            try:
+                finished.append(self.done.get_nowait())
+            except queue.Empty:
+                break
+        self.out -= len(finished)
+        outcomes: List[Done] = []
+        for job, outcome, sent_at in finished:
+            if not isinstance(outcome, (Response, IMDSError)):
+                self.close()
+                raise outcome  # a bug in the transport: the caller's thread sees it
+            outcomes.append((job, outcome, sent_at))
+        return outcomes
+
+    def close(self) -> None:
+        while self.out:  # sends still out end quietly (their own timeout bounds them)
+            self.done.get()
+            self.out -= 1
 
 
 class _Key(NamedTuple):
@@ -578,18 +621,23 @@ class IMDSClient:
         """The scheduler: send ``jobs``, at most ``limit`` at once (fewer while congested).
 
         Each job leaves stamped with the token current at that moment (it may
-        have queued a while) on a worker thread that blocks in the transport;
-        its outcome comes back here, tells the window how the service is
-        doing, and goes to ``settle``, whose further jobs (a retry after
-        back-off, what an answer revealed) join the queue, those ready now at
-        its head: dependent reads are a gather's critical path. ``timeout``
-        covers one attempt; the deadline over attempts runs from a job's
+        have queued a while); its outcome comes back here, tells the window
+        how the service is doing (``_signal``), and goes to ``settle``, whose
+        further jobs (a retry after back-off, what an answer revealed) join
+        the queue, those ready now at its head: dependent reads are a
+        gather's critical path. ``settings.timeout`` covers one attempt (the
+        transport enforces it); the deadline over attempts runs from a job's
         first send.
         """
-        timeout = self.settings.timeout
         transport = self.transport
-        workers = _workers
-        done: queue.SimpleQueue[_Done] = queue.SimpleQueue()
+        # A transport that multiplexes its own sockets (the standard library's)
+        # runs on this thread; any other blocks a worker thread per send.
+        engine = getattr(transport, "engine", None)
+        sender: Union[Engine, _Threaded] = (
+            engine(self.settings.timeout)
+            if engine is not None
+            else _Threaded(transport, self.settings.timeout)
+        )
         window = Window(limit, self._window)
         ready: Deque[Job] = deque()
         later: List[Tuple[float, int, Job]] = []  # a heap of jobs waiting for their time
@@ -634,7 +682,7 @@ class IMDSClient:
                     job.throttled, job.resent = False, 0
                     now = time.monotonic()
                     window.sent(now)
-                    workers.submit(transport, job, timeout, now, done)
+                    sender.submit(job, now)
                     in_flight += 1
                 wake: Optional[float] = None
                 if later:
@@ -645,31 +693,16 @@ class IMDSClient:
                     if wake is not None:
                         time.sleep(max(0.0, wake - time.monotonic()))
                     continue
-                try:
-                    if wake is None:
-                        finished = done.get()
-                    else:
-                        finished = done.get(timeout=max(0.0, wake - time.monotonic()))
-                except queue.Empty:
-                    continue
-                while True:
+                wait = None if wake is None else wake - time.monotonic()
+                for job, outcome, sent_at in sender.collect(wait):
                     in_flight -= 1
-                    job, outcome, sent_at = finished
-                    if not isinstance(outcome, (Response, IMDSError)):
-                        raise outcome
                     self._signal(window, job, outcome, sent_at)
                     enqueue(settle(job, outcome), True)
-                    try:
-                        finished = done.get_nowait()
-                    except queue.Empty:
-                        break
         finally:
             # A pass held down by its own limit (the token PUT: one request)
             # learned nothing about the route: the window it carries stays.
             self._window = window.size if window.size < limit else max(self._window, window.size)
-            while in_flight:  # only after an exception: let the sends end quietly
-                done.get()
-                in_flight -= 1
+            sender.close()
 
     @staticmethod
     def _signal(window: Window, job: Job, outcome: Outcome, sent_at: float) -> None:

@@ -3,8 +3,8 @@
 ec2-metadata 2.x takes a ``requests.Session``, 3.0 a ``urllib3.PoolManager``.
 Handed one, the client sends through it (``RequestsTransport``,
 ``Urllib3Transport``: one blocking request each, on the scheduler's worker
-threads like the standard-library transport, see ``client``); that is also
-how ``responses`` stands in for IMDS in unit tests.
+threads, see ``client``); that is also how ``responses`` stands in for IMDS
+in unit tests, which so run the scheduler every read goes through.
 
 ec2-metadata 2.x raises ``requests`` exceptions (``raise_for_status()``), 3.0
 ``urllib3`` ones. Code written against it catches those. So on a caller's

@@ -1,9 +1,9 @@
 """The IMDSv2 protocol: token, retries, deadline, errors, transports.
 
 Unit tests use ``responses`` with a ``requests.Session`` (the client's own
-logic); the session's transport runs on the same scheduler as the default
-one (``IMDSClient._run``: worker threads, the congestion window, retries),
-so these test the path every read takes. Integration tests speak real HTTP
+logic); the session's requests go through the scheduler every read goes
+through (``IMDSClient._run``: the queue, token stamping, the congestion
+window, retries and their quota), each sent on a worker thread. Integration tests speak real HTTP
 to the simulator on loopback with the default standard-library transport.
 """
 
