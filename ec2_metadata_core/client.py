@@ -630,6 +630,7 @@ class IMDSClient:
         first send.
         """
         transport = self.transport
+        limit = min(limit, transport.concurrency or limit)
         # A transport that multiplexes its own sockets (the standard library's)
         # runs on this thread; any other blocks a worker thread per send.
         engine = getattr(transport, "engine", None)

@@ -16,7 +16,7 @@ standard-library transport raises only our own errors.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple, Type
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, Type
 
 from .errors import (
     IMDSError,
@@ -112,6 +112,9 @@ class RequestsTransport(Transport):
     def __init__(self, base_url: str, session: requests.Session) -> None:
         self._base = base_url.rstrip("/")
         self.session = session
+        self.concurrency = _pool_size(
+            lambda: session.get_adapter(self._base + "/")._pool_maxsize  # type: ignore[attr-defined]
+        )
 
     def __repr__(self) -> str:
         return "RequestsTransport({})".format(self._base)
@@ -147,6 +150,7 @@ class Urllib3Transport(Transport):
     def __init__(self, base_url: str, pool_manager: Any) -> None:
         self._base = base_url.rstrip("/")
         self.pool_manager = pool_manager
+        self.concurrency = _pool_size(lambda: pool_manager.connection_pool_kw.get("maxsize", 1))
 
     def __repr__(self) -> str:
         return "Urllib3Transport({})".format(self._base)
@@ -173,6 +177,18 @@ class Urllib3Transport(Transport):
 
     def close(self) -> None:
         """Leave the pool manager open: it is the caller's."""
+
+
+def _pool_size(read: Callable[[], Any]) -> int:
+    """How many connections the caller's pool keeps per host (1 if it cannot say).
+
+    No more requests than that go out at once: urllib3 would warn about, and
+    drop, every connection beyond (a PoolManager keeps 1, a Session 10).
+    """
+    try:
+        return max(1, int(read()))
+    except Exception:  # a pool we cannot read (a stand-in, another library): one at a time
+        return 1
 
 
 def _timed_out(base: str, job: Job, timeout: float) -> IMDSError:

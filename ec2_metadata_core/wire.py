@@ -230,6 +230,9 @@ class Transport:
 
     # The caller's HTTP library, whose exceptions ec2-metadata users catch (see compat).
     library: Optional[str] = None
+    # The most sends it takes at once (a caller's connection pool holds so
+    # many); None: as many as the scheduler allows.
+    concurrency: Optional[int] = None
 
     def send(self, job: Job, timeout: float) -> Response:  # pragma: no cover - interface
         raise NotImplementedError
