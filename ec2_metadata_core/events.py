@@ -86,7 +86,7 @@ from typing import (
 
 from . import parse
 from .errors import ConfigError, IMDSError, MalformedResponseError, MetadataDisabledError
-from .model import EC2Metadata, declared, leaves
+from .model import EC2Metadata, declared
 from .plan import Plan
 
 
@@ -126,13 +126,13 @@ MIN_INTERVAL = 0.01
 MAX_INTERVAL = 86400.0
 
 # The paths, from the model's declarations: one place says where a value lives.
-_ITEMS = dict(leaves(EC2Metadata))
-SPOT_PATH = _ITEMS["spot_instance_action"]
-REBALANCE_PATH = _ITEMS["events_recommendations_rebalance"]
-SCHEDULED_PATH = _ITEMS["events_maintenance_scheduled"]
-HISTORY_PATH = _ITEMS["events_maintenance_history"]
-LIFECYCLE_PATH = _ITEMS["autoscaling_target_lifecycle_state"]
-_TAGS = declared(EC2Metadata)["tags"].listings[0]
+_DECLARED = declared(EC2Metadata)
+SPOT_PATH = _DECLARED["spot_instance_action"].reads[0]
+REBALANCE_PATH = _DECLARED["events_recommendations_rebalance"].reads[0]
+SCHEDULED_PATH = _DECLARED["events_maintenance_scheduled"].reads[0]
+HISTORY_PATH = _DECLARED["events_maintenance_history"].reads[0]
+LIFECYCLE_PATH = _DECLARED["autoscaling_target_lifecycle_state"].reads[0]
+_TAGS = _DECLARED["tags"].listings[0]
 TAGS_PATH = _TAGS.item
 _IDENTITY = ("instance_id", "region", "availability_zone")
 _IDENTITY_PATHS = tuple(Plan(_IDENTITY).first)

@@ -221,6 +221,10 @@ class uncached_property(Generic[T]):
             return self
         return self.func(obj)
 
+    def __set__(self, obj: LazyObject, value: Any) -> None:
+        # Read-only like ``property``: a value set on the object would hide the live one.
+        raise AttributeError("can't set attribute")
+
 
 def _parsed(item: str, parse: Parser[T]) -> Callable[[LazyObject], T]:
     def read(obj: LazyObject) -> T:
@@ -280,13 +284,6 @@ def declared(cls: type) -> Dict[str, Declaration]:
             if isinstance(declaration, Declaration):
                 found[name] = declaration
     return found
-
-
-def leaves(cls: type) -> Iterator[Tuple[str, str]]:
-    """``(attribute name, item)`` of every attribute of ``cls`` that is one path parsed one way."""
-    for name, declaration in declared(cls).items():
-        if not declaration.listings and not declaration.sources:
-            yield name, declaration.reads[0]
 
 
 class IamInfoDict(TypedDict):
