@@ -16,7 +16,9 @@ declarations give the snapshot its keys and its one pipelined gather plan
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import threading
+import types
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -275,7 +277,8 @@ def uncached(
     return lambda func: uncached_property(func, declaration)
 
 
-def declared(cls: type) -> Dict[str, Declaration]:
+@functools.lru_cache(maxsize=None)  # a class's declarations are fixed once it is defined
+def declared(cls: type) -> Mapping[str, Declaration]:
     """Name -> declaration of every metadata attribute of ``cls``, in definition order."""
     found: Dict[str, Declaration] = {}
     for klass in reversed(cls.__mro__):
@@ -283,7 +286,7 @@ def declared(cls: type) -> Dict[str, Declaration]:
             declaration = getattr(value, "declaration", None)
             if isinstance(declaration, Declaration):
                 found[name] = declaration
-    return found
+    return types.MappingProxyType(found)
 
 
 class IamInfoDict(TypedDict):

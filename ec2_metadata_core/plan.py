@@ -22,6 +22,13 @@ from .model import CATEGORIES, EC2Metadata, Listing, declared
 Pattern = Tuple[str, ...]
 
 
+def _matches(pattern: Pattern, path: str) -> bool:
+    segments = path.split("/")
+    return len(pattern) == len(segments) and all(
+        want in ("*", got) for want, got in zip(pattern, segments)
+    )
+
+
 def _depth(listing: Listing) -> int:
     """How many listings deep the chain below ``listing`` goes (itself included)."""
     if listing.each is None:
@@ -50,7 +57,9 @@ class Plan:
     def __init__(self, keys: Iterable[str], discover: bool = False) -> None:
         self.discover = discover
         self._known = known_categories() if discover else set()
-        self._listings: List[Tuple[Pattern, Listing]] = []
+        self._listings: Dict[str, Listing] = {}  # by path
+        # Listings under a directory a listing names: by their path with "*" for that name.
+        self._nested: List[Tuple[Pattern, Listing]] = []
         # A class an ``each`` listing names -> the items to read in each such directory.
         self._children: Dict[type, List[str]] = {}
         listings: List[Listing] = []
@@ -78,8 +87,13 @@ class Plan:
                 visit(source)
             reads.extend(pattern + item for item in declaration.reads)
             for listing in declaration.listings:
-                if listing not in [registered for unused, registered in self._listings]:
-                    self._listings.append((tuple((pattern + listing.item).split("/")), listing))
+                path = pattern + listing.item
+                if "*" in pattern:
+                    if (tuple(path.split("/")), listing) not in self._nested:
+                        self._nested.append((tuple(path.split("/")), listing))
+                        listings.append(listing)
+                elif path not in self._listings:
+                    self._listings[path] = listing
                     listings.append(listing)
                 each = listing.each
                 if each is not None and each not in self._children:
@@ -97,11 +111,11 @@ class Plan:
 
     def follow(self, path: str, body: Optional[bytes]) -> List[str]:
         """The paths ``path``'s body names, if it is a listing of the plan (body None: 404)."""
-        segments = path.split("/")
-        for pattern, listing in self._listings:
-            if len(pattern) == len(segments) and all(
-                want in ("*", got) for want, got in zip(pattern, segments)
-            ):
+        listing = self._listings.get(path)
+        if listing is not None:
+            return self._expand(path, listing, body)
+        for pattern, listing in self._nested:
+            if path.endswith(listing.item) and _matches(pattern, path):
                 return self._expand(path, listing, body)
         if self.discover and self._is_unknown_listing(path):
             try:
