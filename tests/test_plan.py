@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterable, List, Optional
 
 import pytest
 
 from ec2_metadata_core import EC2Metadata
+from ec2_metadata_core.client import IMDSClient
 from ec2_metadata_core.model import PLUMBING, NetworkInterface, declared
 from ec2_metadata_core.plan import Plan
 from ec2_metadata_core.simulator import Simulator
@@ -145,3 +146,30 @@ def test_a_listing_and_its_entries_are_read_once_each(imds_simulator: Simulator,
     repeated = {path: n for path, n in imds_simulator.stats.by_path.items() if n > 1}
     assert repeated == {}
     assert imds_simulator.stats.token_requests == 1
+
+
+def test_the_gather_reads_no_model_value_while_bodies_arrive(
+    imds_simulator: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The transport's callbacks run only the plan; the model is read after the one fetch."""
+    fetching: List[bool] = []
+    during: List[str] = []
+    after: List[str] = []
+    real_fetch, real_read = IMDSClient.fetch, EC2Metadata._read
+
+    def fetch(client: IMDSClient, paths: Iterable[str], follow: Any = None) -> Any:
+        fetching.append(True)
+        try:
+            return real_fetch(client, paths, follow)
+        finally:
+            fetching.pop()
+
+    def read(metadata: EC2Metadata, item: str) -> Optional[bytes]:
+        (during if fetching else after).append(item)
+        return real_read(metadata, item)
+
+    monkeypatch.setattr(IMDSClient, "fetch", fetch)
+    monkeypatch.setattr(EC2Metadata, "_read", read)
+    snapshot(EC2Metadata(endpoint=imds_simulator.url), include_secrets=True)
+    assert during == []
+    assert MACS in after and "meta-data/tags/instance/" in after
