@@ -86,8 +86,8 @@ from typing import (
 
 from . import parse
 from .errors import ConfigError, IMDSError, MalformedResponseError, MetadataDisabledError
-from .lazy import leaves
-from .model import EC2Metadata, InstanceTags
+from .model import EC2Metadata, declared
+from .plan import Plan
 
 
 def _log() -> Any:
@@ -126,18 +126,16 @@ MIN_INTERVAL = 0.01
 MAX_INTERVAL = 86400.0
 
 # The paths, from the model's declarations: one place says where a value lives.
-_ITEMS = dict(leaves(EC2Metadata))
-SPOT_PATH = _ITEMS["spot_instance_action"]
-REBALANCE_PATH = _ITEMS["events_recommendations_rebalance"]
-SCHEDULED_PATH = _ITEMS["events_maintenance_scheduled"]
-HISTORY_PATH = _ITEMS["events_maintenance_history"]
-LIFECYCLE_PATH = _ITEMS["autoscaling_target_lifecycle_state"]
-TAGS_PATH = InstanceTags.LISTING
-_IDENTITY_PATHS = (
-    _ITEMS["instance_id"],
-    _ITEMS["availability_zone"],
-    _ITEMS["instance_identity_document"],  # region: the model reads it there
-)
+_DECLARED = declared(EC2Metadata)
+SPOT_PATH = _DECLARED["spot_instance_action"].reads[0]
+REBALANCE_PATH = _DECLARED["events_recommendations_rebalance"].reads[0]
+SCHEDULED_PATH = _DECLARED["events_maintenance_scheduled"].reads[0]
+HISTORY_PATH = _DECLARED["events_maintenance_history"].reads[0]
+LIFECYCLE_PATH = _DECLARED["autoscaling_target_lifecycle_state"].reads[0]
+_TAGS = _DECLARED["tags"].listings[0]
+TAGS_PATH = _TAGS.item
+_IDENTITY = ("instance_id", "region", "availability_zone")
+_IDENTITY_PATHS = tuple(Plan(_IDENTITY).first)
 
 Outcome = Union[Optional[bytes], IMDSError]
 
@@ -259,7 +257,7 @@ class Watcher:
             # rhythm still counts as the one the values are due at.
             self._tag_values_read = time.monotonic() + self.interval / 2 >= self._tag_values_due
             if self._tag_values_read:
-                wanted.extend(InstanceTags.path(key) for key in self._tags or ())
+                wanted.extend(_TAGS.named(key) for key in self._tags or ())
         return wanted
 
     def _follow(self, path: str, body: Optional[bytes]) -> List[str]:
@@ -267,10 +265,10 @@ class Watcher:
             return []
         known = self._tags or {}
         try:
-            names = parse.lines(path, body)
+            names = _TAGS.entries(path, body)
         except IMDSError:
             return []  # reported when the listing is parsed again below
-        return [InstanceTags.path(name) for name in names if name not in known]
+        return [_TAGS.named(name) for name in names if name not in known]
 
     # -- polling -----------------------------------------------------------
 
@@ -369,10 +367,9 @@ class Watcher:
     def _read_identity(self, outcomes: Dict[str, Outcome]) -> List[Event]:
         if self._identity is not None or not all(p in outcomes for p in _IDENTITY_PATHS):
             return []
-        view = EC2Metadata(client=self.metadata.client)
-        view._reader = lambda path: _body(outcomes, path)
+        view = EC2Metadata.from_reader(lambda path: _body(outcomes, path), self.metadata.client)
         identity: Dict[str, Optional[str]] = {}
-        for name in ("instance_id", "region", "availability_zone"):
+        for name in _IDENTITY:
             try:
                 identity[name] = getattr(view, name)
             except (MalformedResponseError, LookupError):  # absent or odd: events say null
@@ -485,8 +482,8 @@ class Watcher:
             return []  # tags in metadata are off (now): nothing to compare
         known = self._tags or {}
         current: Dict[str, str] = {}
-        for name in parse.lines(TAGS_PATH, listing):
-            path = InstanceTags.path(name)
+        for name in _TAGS.entries(TAGS_PATH, listing):
+            path = _TAGS.named(name)
             if path not in outcomes:  # a known key whose value is not due: as it was
                 current[name] = known[name]
                 continue

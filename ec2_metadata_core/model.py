@@ -4,24 +4,37 @@ Attribute names, types, ``None``/``[]`` for absent values and caching rules
 follow the ec2-metadata library (see the project README), so code written
 against it runs unchanged. Values that change while the instance runs are
 uncached; everything else caches on first access (``del`` one attribute or
-call ``clear_all()`` to refetch).
+call ``clear_all()`` to refetch), computed once however many threads ask.
+
+Each metadata attribute declares what it reads (see "declarations" below):
+``ec2_metadata.region`` is the identity document's ``region``, read through
+``_read`` -> ``IMDSClient.get`` (``client.py``) -> the transport. The same
+declarations give the snapshot its keys and its one pipelined gather plan
+(``plan.py``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import threading
+import types
 from typing import (
     TYPE_CHECKING,
     Any,
     Callable,
     Dict,
+    Generic,
     Iterator,
     List,
     Literal,
     Mapping,
+    NamedTuple,
     Optional,
+    Tuple,
     TypedDict,
+    TypeVar,
+    overload,
 )
 from urllib.parse import quote
 
@@ -33,7 +46,6 @@ from .errors import (
     PathNotFoundError,
     TagsNotEnabledError,
 )
-from .lazy import LazyObject, Leaf, UncachedLeaf, cached_property
 
 # What a URL path carries as it is (RFC 3986 pchar). Every character a tag
 # key may hold (letters, digits, + - = . , _ : @) is among them, and IMDS is
@@ -58,6 +70,223 @@ _META = "meta-data/"
 _MACS = "meta-data/network/interfaces/macs/"
 _IDENTITY = "dynamic/instance-identity/document"
 _IAM_INFO = "meta-data/iam/info"
+_BLOCK_DEVICE_MAPPING = "meta-data/block-device-mapping/"
+_ROLES_DIR = "meta-data/iam/security-credentials/"
+
+# -- declarations ------------------------------------------------------------
+#
+# Every metadata attribute declares what it reads: a path (``Leaf``), a
+# listing whose entries name the next paths (``Listing``), or the attributes
+# it is derived from (``sources``). ``declared(cls)`` is that table; the
+# gather plan (``plan.py``), the snapshot's keys and the watcher's paths are
+# read off it, so a path is written once, next to the attribute it feeds.
+
+T = TypeVar("T")
+D = TypeVar("D")  # a descriptor: on the class, it is itself
+_MISSING: Any = object()
+Parser = Callable[[str, Optional[bytes]], T]
+
+
+class Listing(NamedTuple):
+    """A path whose body names more paths to read.
+
+    ``item`` is under the declaring object's directory (see ``_path``).
+    ``entries(path, body)`` is the names the body lists (``[]`` for 404); it is
+    a pure function of the body, so the gather runs it on each listing as it
+    arrives. Each name is read as ``child(name)`` (an item under the same
+    directory) or, with ``each``, is the directory ``item + name + "/"`` of an
+    object of that class, whose own declarations apply below it.
+    """
+
+    item: str
+    entries: Callable[[str, Optional[bytes]], List[str]]
+    child: Optional[Callable[[str], str]] = None
+    each: Optional[type] = None
+
+    def named(self, name: str) -> str:
+        """The item a listed ``name`` stands for (with ``each``: the directory)."""
+        if self.child is None:
+            return "{}{}/".format(self.item, name)
+        return self.child(name)
+
+
+class Declaration(NamedTuple):
+    """What one metadata attribute reads; see ``declared``."""
+
+    reads: Tuple[str, ...] = ()  # items, under the object's directory
+    listings: Tuple[Listing, ...] = ()
+    sources: Tuple[str, ...] = ()  # attributes of the same class it is computed from
+    in_snapshot: bool = True  # False: metadata another key already holds
+
+
+class LazyObject:
+    """Base of objects whose attributes fetch from IMDS on first access."""
+
+    def __init__(self) -> None:
+        self._locks: Dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        # attribute -> the last failed computation's error, until one succeeds
+        self._failures: Dict[str, BaseException] = {}
+
+    def _read(self, item: str) -> Optional[bytes]:  # pragma: no cover - interface
+        """The body at this object's path ``item``; ``None`` if absent."""
+        raise NotImplementedError
+
+    def _path(self, item: str) -> str:  # pragma: no cover - interface
+        """The path under ``/latest/`` that ``item`` names for this object."""
+        raise NotImplementedError
+
+    def _lock_for(self, name: str) -> threading.Lock:
+        with self._locks_guard:
+            lock = self._locks.get(name)
+            if lock is None:
+                lock = self._locks[name] = threading.Lock()
+            return lock
+
+    def clear_all(self) -> None:
+        """Forget every cached attribute; the next access fetches again."""
+        for key in tuple(self.__dict__):
+            if isinstance(getattr(type(self), key, None), cached_property):
+                self.__dict__.pop(key, None)
+
+
+class cached_property(Generic[T]):
+    """``functools.cached_property`` (``del obj.attr`` clears) that computes once under threads.
+
+    Python 3.12 dropped the lock ``functools.cached_property`` used to take,
+    and a fresh object read by 32 threads must still fetch each path once.
+    """
+
+    def __init__(self, func: Callable[[Any], T], declaration: Optional[Declaration] = None) -> None:
+        self.func = func
+        self.__doc__ = func.__doc__
+        # Set on metadata attributes: what they read (see ``declared``).
+        self.declaration = declaration
+        self.attrname = func.__name__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.attrname = name
+
+    @overload
+    def __get__(self: D, obj: None, owner: Optional[type] = None) -> D: ...
+
+    @overload
+    def __get__(self, obj: LazyObject, owner: Optional[type] = None) -> T: ...
+
+    def __get__(self, obj: Optional[LazyObject], owner: Optional[type] = None) -> Any:
+        if obj is None:
+            return self
+        cache = obj.__dict__
+        name = self.attrname
+        # get(), not `in` then [], so a concurrent del cannot raise KeyError here
+        value = cache.get(name, _MISSING)
+        if value is not _MISSING:
+            return value
+        failed_before = obj._failures.get(name)
+        with obj._lock_for(name):
+            value = cache.get(name, _MISSING)
+            if value is not _MISSING:
+                return value
+            # Threads that queued while a computation failed share its error:
+            # against a silent IMDS, each one retrying in turn would multiply
+            # the wait by the number of threads.
+            failure = obj._failures.get(name)
+            if failure is not None and failure is not failed_before:
+                raise failure
+            try:
+                value = self.func(obj)
+            except Exception as exc:
+                obj._failures[name] = exc
+                raise
+            obj._failures.pop(name, None)
+            cache[name] = value
+            return value
+
+
+class uncached_property(Generic[T]):
+    """An attribute computed on every access (values that change while the instance runs)."""
+
+    def __init__(self, func: Callable[[Any], T], declaration: Optional[Declaration] = None) -> None:
+        self.func = func
+        self.__doc__ = func.__doc__
+        # Set on metadata attributes: what they read (see ``declared``).
+        self.declaration = declaration
+
+    @overload
+    def __get__(self: D, obj: None, owner: Optional[type] = None) -> D: ...
+
+    @overload
+    def __get__(self, obj: LazyObject, owner: Optional[type] = None) -> T: ...
+
+    def __get__(self, obj: Optional[LazyObject], owner: Optional[type] = None) -> Any:
+        if obj is None:
+            return self
+        return self.func(obj)
+
+    def __set__(self, obj: LazyObject, value: Any) -> None:
+        # Read-only like ``property``: a value set on the object would hide the live one.
+        raise AttributeError("can't set attribute")
+
+
+def _parsed(item: str, parse: Parser[T]) -> Callable[[LazyObject], T]:
+    def read(obj: LazyObject) -> T:
+        return parse(obj._path(item), obj._read(item))
+
+    return read
+
+
+class Leaf(cached_property[T]):
+    """A cached attribute that is the path ``item`` parsed by ``parse``."""
+
+    def __init__(self, item: str, parse: Parser[T], doc: str, in_snapshot: bool = True) -> None:
+        super().__init__(_parsed(item, parse), Declaration((item,), in_snapshot=in_snapshot))
+        self.item = item
+        self.parse = parse
+        self.__doc__ = doc
+
+
+class UncachedLeaf(uncached_property[T]):
+    """The path ``item`` parsed by ``parse``, fetched on every access."""
+
+    def __init__(self, item: str, parse: Parser[T], doc: str) -> None:
+        super().__init__(_parsed(item, parse), Declaration((item,)))
+        self.item = item
+        self.parse = parse
+        self.__doc__ = doc
+
+
+def _declaration(listing: Optional[Listing], sources: Tuple[str, ...]) -> Declaration:
+    if listing is None:
+        return Declaration(sources=sources)
+    return Declaration(reads=(listing.item,), listings=(listing,), sources=sources)
+
+
+def cached(
+    listing: Optional[Listing] = None, sources: Tuple[str, ...] = ()
+) -> Callable[[Callable[[Any], T]], cached_property[T]]:
+    """Declare a cached attribute computed from ``listing`` and/or the attributes ``sources``."""
+    declaration = _declaration(listing, sources)
+    return lambda func: cached_property(func, declaration)
+
+
+def uncached(
+    listing: Optional[Listing] = None, sources: Tuple[str, ...] = ()
+) -> Callable[[Callable[[Any], T]], uncached_property[T]]:
+    """Declare an uncached attribute computed from ``listing`` and/or the attributes ``sources``."""
+    declaration = _declaration(listing, sources)
+    return lambda func: uncached_property(func, declaration)
+
+
+@functools.lru_cache(maxsize=None)  # a class's declarations are fixed once it is defined
+def declared(cls: type) -> Mapping[str, Declaration]:
+    """Name -> declaration of every metadata attribute of ``cls``, in definition order."""
+    found: Dict[str, Declaration] = {}
+    for klass in reversed(cls.__mro__):
+        for name, value in vars(klass).items():
+            declaration = getattr(value, "declaration", None)
+            if isinstance(declaration, Declaration):
+                found[name] = declaration
+    return types.MappingProxyType(found)
 
 
 class IamInfoDict(TypedDict):
@@ -142,6 +371,250 @@ def _identity_document(path: str, body: Optional[bytes]) -> InstanceIdentityDocu
     return document  # type: ignore[return-value]
 
 
+def _under(base: str) -> Callable[[str], str]:
+    """A listed name -> the item ``base`` + the name as a path segment."""
+
+    def item(name: str) -> str:
+        return base + segment(name)
+
+    return item
+
+
+class InstanceTags(Mapping[str, str]):
+    """Tag name -> value; names come from one listing, values are fetched on demand."""
+
+    LISTING = "meta-data/tags/instance/"
+
+    def __init__(self, names: List[str], parent: EC2Metadata) -> None:
+        self._map: Dict[str, Optional[str]] = dict.fromkeys(names)
+        self.parent = parent
+        # One lock a name, so threads reading one tag fetch it once, and
+        # threads reading different tags do not wait for each other.
+        self._locks: Dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    @classmethod
+    def path(cls, name: str) -> str:
+        return cls.LISTING + segment(name)
+
+    def __getitem__(self, name: str) -> str:
+        value = self._map[name]
+        if value is None:
+            with self._locks_guard:
+                lock = self._locks.setdefault(name, threading.Lock())
+            with lock:
+                value = self._map[name]
+                if value is None:
+                    path = self.path(name)
+                    value = parse.text(path, self.parent._read(path))
+                    self._map[name] = value
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._map)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._map  # named by the listing; no read needed
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+    def __repr__(self) -> str:
+        return "InstanceTags({!r})".format(list(self._map))
+
+    def present(self) -> Dict[str, str]:
+        """Every tag with its value, less any the listing named that then answered 404.
+
+        Listing then reading is not atomic: a tag removed in between is gone,
+        not a failure (any other error still raises).
+        """
+        found = {}
+        for name in self._map:
+            try:
+                found[name] = self[name]
+            except PathNotFoundError:
+                continue
+        return found
+
+
+class _Child(LazyObject):
+    """An object under EC2Metadata, named by one value, reading through its parent.
+
+    Its directory is ``LISTING`` + its name + ``/``: the listing that names
+    it declares ``each=`` its class. Equal when of one class, one name and one
+    parent, like the seed's objects.
+    """
+
+    LISTING = ""
+
+    def __init__(self, parent: Optional[EC2Metadata]) -> None:
+        super().__init__()
+        self.parent = _default() if parent is None else parent
+
+    def _name(self) -> object:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def _path(self, item: str) -> str:
+        return "{}{}/{}".format(self.LISTING, self._name(), item)
+
+    def _read(self, item: str) -> Optional[bytes]:
+        return self.parent._read(self._path(item))
+
+    def __repr__(self) -> str:
+        return "{}({!r})".format(type(self).__name__, self._name())
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            type(other) is type(self)
+            and self._name() == other._name()
+            and self.parent is other.parent
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+# Each public IPv4 of an interface -> the private IPs it maps to.
+_ASSOCIATIONS = Listing("public-ipv4s", parse.lines, child=_under("ipv4-associations/"))
+
+
+class NetworkInterface(_Child):
+    """One network interface, as listed in ``EC2Metadata.network_interfaces``."""
+
+    LISTING = _MACS
+
+    def __init__(self, mac: str, parent: Optional[EC2Metadata] = None) -> None:
+        super().__init__(parent)
+        self.mac = mac
+
+    def _name(self) -> str:
+        return self.mac
+
+    device_number = Leaf("device-number", parse.integer, "The device number, e.g. 0.")
+    interface_id = Leaf("interface-id", parse.text, "The ENI ID, e.g. 'eni-12345'.")
+    ipv4_prefix = Leaf("ipv4-prefix", parse.lines, "IPv4 prefixes delegated to the interface.")
+    ipv6_prefix = Leaf("ipv6-prefix", parse.lines, "IPv6 prefixes delegated to the interface.")
+    ipv6s = Leaf("ipv6s", parse.lines, "The interface's IPv6 addresses; [] if none.")
+    network_card_index = Leaf(
+        "network-card-index", parse.optional_integer, "The network card index, or None."
+    )
+    owner_id = Leaf("owner-id", parse.text, "The AWS account ID of the interface's owner.")
+    private_hostname = Leaf("local-hostname", parse.text, "The interface's private hostname.")
+    private_ipv4s = Leaf("local-ipv4s", parse.lines, "The interface's private IPv4 addresses.")
+    public_hostname = Leaf(
+        "public-hostname", parse.optional_text, "The interface's public DNS name, or None."
+    )
+    public_ipv4s = Leaf(
+        "public-ipv4s", parse.lines, "The public (Elastic) IPv4 addresses; [] if none."
+    )
+    security_groups = Leaf(
+        "security-groups", parse.lines, "Names of the interface's security groups."
+    )
+    security_group_ids = Leaf(
+        "security-group-ids", parse.lines, "IDs of the interface's security groups."
+    )
+    subnet_id = Leaf("subnet-id", parse.text, "The ID of the interface's subnet.")
+    subnet_ipv4_cidr_block = Leaf(
+        "subnet-ipv4-cidr-block", parse.optional_text, "The subnet's IPv4 CIDR block, or None."
+    )
+    subnet_ipv6_cidr_blocks = Leaf(
+        "subnet-ipv6-cidr-blocks", parse.lines, "The subnet's IPv6 CIDR blocks; [] if none."
+    )
+    vpc_id = Leaf("vpc-id", parse.text, "The ID of the interface's VPC.")
+    vpc_ipv4_cidr_block = Leaf(
+        "vpc-ipv4-cidr-block", parse.optional_text, "The VPC's primary IPv4 CIDR block, or None."
+    )
+    vpc_ipv4_cidr_blocks = Leaf(
+        "vpc-ipv4-cidr-blocks", parse.lines, "The VPC's IPv4 CIDR blocks; [] if none."
+    )
+    vpc_ipv6_cidr_blocks = Leaf(
+        "vpc-ipv6-cidr-blocks", parse.lines, "The VPC's IPv6 CIDR blocks; [] if none."
+    )
+
+    @cached(listing=_ASSOCIATIONS)
+    def ipv4_associations(self) -> Dict[str, List[str]]:
+        """Public IP -> the private IPs it maps to, for each public IP of the interface."""
+        return _children(self, _ASSOCIATIONS, self.public_ipv4s, parse.lines)
+
+
+class PublicKey(_Child):
+    """A public key from ``EC2Metadata.public_keys``."""
+
+    LISTING = "meta-data/public-keys/"
+
+    def __init__(self, index: int, parent: Optional[EC2Metadata] = None) -> None:
+        super().__init__(parent)
+        self.index = index
+
+    def _name(self) -> int:
+        return self.index
+
+    openssh_key = Leaf("openssh-key", parse.optional_text, "The key in OpenSSH format, or None.")
+
+
+def _children(
+    obj: LazyObject, listing: Listing, names: List[str], parse_child: Parser[T]
+) -> Dict[str, T]:
+    """Name -> the value of ``listing.child(name)`` under ``obj``, for each listed name."""
+    found = {}
+    for name in names:
+        item = listing.named(name)
+        found[name] = parse_child(obj._path(item), obj._read(item))
+    return found
+
+
+def _public_keys(path: str, body: Optional[bytes]) -> List[Tuple[int, str]]:
+    """``(index, name)`` of each ``INDEX=NAME`` line of the public-keys listing."""
+    keys = []
+    for line in parse.lines(path, body):
+        index, sep, name = line.partition("=")
+        if not sep or not (index.isascii() and index.isdigit()):  # int() fails on "²"
+            raise MalformedResponseError(path, "INDEX=NAME listing")
+        keys.append((int(index), name))
+    return keys
+
+
+def _first(path: str, body: Optional[bytes]) -> List[str]:
+    """The first line of a listing: the role whose credentials the instance has."""
+    return parse.listing(path, body)[:1]
+
+
+# The listings of EC2Metadata (items are paths: its directory is /latest/).
+_INTERFACES = Listing(NetworkInterface.LISTING, parse.listing, each=NetworkInterface)
+_KEYS = Listing(
+    PublicKey.LISTING,
+    lambda path, body: [str(index) for index, name in _public_keys(path, body)],
+    each=PublicKey,
+)
+_TAGS = Listing(InstanceTags.LISTING, parse.lines, child=InstanceTags.path)
+_block_device = _under(_BLOCK_DEVICE_MAPPING)
+_role_credentials = _under(_ROLES_DIR)
+_BLOCK_DEVICES = Listing(_BLOCK_DEVICE_MAPPING, parse.listing, child=_block_device)
+_ROLES = Listing(_ROLES_DIR, _first, child=_role_credentials)
+
+
+def _category(entry: str) -> str:
+    return _META + entry  # as listed: the service names these, not a tag's owner
+
+
+# The categories the service lists: a full snapshot also reads those the model does not know.
+CATEGORIES = Listing(_META, parse.lines, child=_category)
+
+# Public attributes of EC2Metadata that are not metadata (and so no snapshot key).
+PLUMBING = frozenset(
+    (
+        "client",
+        "service_url",
+        "metadata_url",
+        "dynamic_url",
+        "userdata_url",
+        "clear_all",
+        "from_reader",
+        "role_credentials_path",
+        "block_device_path",
+    )
+)
+
+
 class EC2Metadata(LazyObject):
     """The data of the EC2 metadata service, one attribute a value.
 
@@ -191,6 +664,18 @@ class EC2Metadata(LazyObject):
         self._given_client = client
         self._client: Optional[IMDSClient] = client
         self._reader: Optional[Reader] = None
+
+    @classmethod
+    def from_reader(cls, read: Reader, client: Optional[IMDSClient] = None) -> EC2Metadata:
+        """The model over bodies already gathered: every read is ``read(path)``, not a request.
+
+        How the snapshot and the watcher turn one pipelined fetch into values
+        (``read`` raises what the fetch raised for a path). ``client`` is only
+        for ``client`` and the URLs.
+        """
+        view = cls(client=client)
+        view._reader = read
+        return view
 
     def __repr__(self) -> str:
         if self._client is None:
@@ -274,7 +759,7 @@ class EC2Metadata(LazyObject):
 
     # -- identity ----------------------------------------------------------
 
-    @property
+    @uncached(sources=("instance_identity_document",))
     def account_id(self) -> str:
         """The current AWS account ID, e.g. '123456789012'."""
         return _field(_IDENTITY, self.instance_identity_document, "accountId")
@@ -309,9 +794,10 @@ class EC2Metadata(LazyObject):
         "The cross-account ID of the current AZ, e.g. 'use1-az6', or None.",
     )
     block_device_mapping_names = Leaf(
-        "meta-data/block-device-mapping/",
+        _BLOCK_DEVICE_MAPPING,
         parse.listing,
         "Names in the block device mapping (ami, root, ebsN, ephemeralN, swap).",
+        in_snapshot=False,  # the keys of block_device_mapping
     )
     domain = Leaf(
         "meta-data/services/domain",
@@ -344,7 +830,7 @@ class EC2Metadata(LazyObject):
         "The IAM instance profile (IamInfoDict), or None if no role is attached.",
     )
     iam_role_names = UncachedLeaf(
-        "meta-data/iam/security-credentials/",
+        _ROLES_DIR,
         parse.listing,
         "Uncached. Names of the roles with credentials (usually one; [] if none).",
     )
@@ -468,30 +954,30 @@ class EC2Metadata(LazyObject):
 
     # -- derived values ----------------------------------------------------
 
-    @cached_property
+    @cached(sources=("instance_identity_document",))
     def region(self) -> str:
         """The region the instance runs in, e.g. 'eu-west-1'."""
         return _field(_IDENTITY, self.instance_identity_document, "region")
 
-    @property
+    @uncached(sources=("iam_info",))
     def instance_profile_arn(self) -> Optional[str]:
         """The ARN of the instance profile, from ``iam_info``, or None."""
         info = self.iam_info
         return None if info is None else _field(_IAM_INFO, info, "InstanceProfileArn")
 
-    @property
+    @uncached(sources=("iam_info",))
     def instance_profile_id(self) -> Optional[str]:
         """The ID of the instance profile, from ``iam_info``, or None."""
         info = self.iam_info
         return None if info is None else _field(_IAM_INFO, info, "InstanceProfileId")
 
-    @property
+    @uncached(sources=("instance_profile_arn",))
     def instance_profile_name(self) -> Optional[str]:
         """The instance profile name, the last part of its ARN, or None."""
         arn = self.instance_profile_arn
         return None if arn is None else arn.rsplit("/", 1)[-1]
 
-    @property
+    @uncached(listing=_ROLES)
     def iam_security_credentials(self) -> Optional[IamSecurityCredentialsDict]:
         """Uncached, secret. Credentials of the role attached to the instance, or None.
 
@@ -506,29 +992,24 @@ class EC2Metadata(LazyObject):
 
     @staticmethod
     def role_credentials_path(role: str) -> str:
-        return "meta-data/iam/security-credentials/" + segment(role)
+        return _role_credentials(role)
 
     @staticmethod
     def block_device_path(name: str) -> str:
-        return "meta-data/block-device-mapping/" + segment(name)
+        return _block_device(name)
 
-    @cached_property
+    @cached(listing=_BLOCK_DEVICES)
     def block_device_mapping(self) -> Dict[str, str]:
         """Block device mapping name -> device, e.g. {'root': '/dev/xvda'}."""
-        return {
-            name: parse.text(path, self._read(path))
-            for name, path in (
-                (name, self.block_device_path(name)) for name in self.block_device_mapping_names
-            )
-        }
+        return _children(self, _BLOCK_DEVICES, self.block_device_mapping_names, parse.text)
 
-    @cached_property
+    @cached(listing=_INTERFACES)
     def network_interfaces(self) -> Dict[str, NetworkInterface]:
         """MAC address -> NetworkInterface, for every attached interface."""
-        macs = parse.listing(_MACS, self._read(_MACS))
+        macs = _INTERFACES.entries(_MACS, self._read(_MACS))
         return {mac: NetworkInterface(mac, self) for mac in macs}
 
-    @cached_property
+    @cached(sources=("mac", "network_interfaces"))
     def primary_network_interface(self) -> NetworkInterface:
         """The interface whose MAC is ``mac``: a name for it that needs no MAC.
 
@@ -539,195 +1020,22 @@ class EC2Metadata(LazyObject):
         listed = self.network_interfaces.get(mac)
         return listed if listed is not None else NetworkInterface(mac, self)
 
-    @cached_property
+    @cached(listing=_KEYS)
     def public_keys(self) -> Dict[str, PublicKey]:
         """Key name -> PublicKey, from the ``INDEX=NAME`` lines IMDS lists; {} if none."""
-        path = "meta-data/public-keys/"
-        keys: Dict[str, PublicKey] = {}
-        for line in parse.lines(path, self._read(path)):
-            index, sep, name = line.partition("=")
-            if not sep or not (index.isascii() and index.isdigit()):  # int() fails on "²"
-                raise MalformedResponseError(path, "INDEX=NAME listing")
-            keys[name] = PublicKey(int(index), self)
-        return keys
+        path = _KEYS.item
+        return {
+            name: PublicKey(index, self) for index, name in _public_keys(path, self._read(path))
+        }
 
-    @cached_property
+    @cached(listing=_TAGS)
     def tags(self) -> InstanceTags:
         """The instance's tags (InstanceTags); raises TagsNotEnabledError if tags are off."""
-        path = InstanceTags.LISTING
+        path = _TAGS.item
         body = self._read(path)
         if body is None:
             raise self._error(TagsNotEnabledError())
         return InstanceTags(parse.lines(path, body), self)
-
-
-class InstanceTags(Mapping[str, str]):
-    """Tag name -> value; names come from one listing, values are fetched on demand."""
-
-    LISTING = "meta-data/tags/instance/"
-
-    def __init__(self, names: List[str], parent: EC2Metadata) -> None:
-        self._map: Dict[str, Optional[str]] = dict.fromkeys(names)
-        self.parent = parent
-        # One lock a name, so threads reading one tag fetch it once, and
-        # threads reading different tags do not wait for each other.
-        self._locks: Dict[str, threading.Lock] = {}
-        self._locks_guard = threading.Lock()
-
-    @classmethod
-    def path(cls, name: str) -> str:
-        return cls.LISTING + segment(name)
-
-    def __getitem__(self, name: str) -> str:
-        value = self._map[name]
-        if value is None:
-            with self._locks_guard:
-                lock = self._locks.setdefault(name, threading.Lock())
-            with lock:
-                value = self._map[name]
-                if value is None:
-                    path = self.path(name)
-                    value = parse.text(path, self.parent._read(path))
-                    self._map[name] = value
-        return value
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._map)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._map  # named by the listing; no read needed
-
-    def __len__(self) -> int:
-        return len(self._map)
-
-    def __repr__(self) -> str:
-        return "InstanceTags({!r})".format(list(self._map))
-
-    def present(self) -> Dict[str, str]:
-        """Every tag with its value, less any the listing named that then answered 404.
-
-        Listing then reading is not atomic: a tag removed in between is gone,
-        not a failure (any other error still raises).
-        """
-        found = {}
-        for name in self._map:
-            try:
-                found[name] = self[name]
-            except PathNotFoundError:
-                continue
-        return found
-
-
-class _Child(LazyObject):
-    """An object under EC2Metadata, named by one value, reading through its parent.
-
-    Equal when of one class, one name and one parent, like the seed's objects.
-    """
-
-    def __init__(self, parent: Optional[EC2Metadata]) -> None:
-        super().__init__()
-        self.parent = _default() if parent is None else parent
-
-    def _name(self) -> object:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def _read(self, item: str) -> Optional[bytes]:
-        return self.parent._read(self._path(item))
-
-    def __repr__(self) -> str:
-        return "{}({!r})".format(type(self).__name__, self._name())
-
-    def __eq__(self, other: object) -> bool:
-        return (
-            type(other) is type(self)
-            and self._name() == other._name()
-            and self.parent is other.parent
-        )
-
-    __hash__ = None  # type: ignore[assignment]
-
-
-class NetworkInterface(_Child):
-    """One network interface, as listed in ``EC2Metadata.network_interfaces``."""
-
-    def __init__(self, mac: str, parent: Optional[EC2Metadata] = None) -> None:
-        super().__init__(parent)
-        self.mac = mac
-
-    def _name(self) -> str:
-        return self.mac
-
-    def _path(self, item: str) -> str:
-        return "{}{}/{}".format(_MACS, self.mac, item)
-
-    device_number = Leaf("device-number", parse.integer, "The device number, e.g. 0.")
-    interface_id = Leaf("interface-id", parse.text, "The ENI ID, e.g. 'eni-12345'.")
-    ipv4_prefix = Leaf("ipv4-prefix", parse.lines, "IPv4 prefixes delegated to the interface.")
-    ipv6_prefix = Leaf("ipv6-prefix", parse.lines, "IPv6 prefixes delegated to the interface.")
-    ipv6s = Leaf("ipv6s", parse.lines, "The interface's IPv6 addresses; [] if none.")
-    network_card_index = Leaf(
-        "network-card-index", parse.optional_integer, "The network card index, or None."
-    )
-    owner_id = Leaf("owner-id", parse.text, "The AWS account ID of the interface's owner.")
-    private_hostname = Leaf("local-hostname", parse.text, "The interface's private hostname.")
-    private_ipv4s = Leaf("local-ipv4s", parse.lines, "The interface's private IPv4 addresses.")
-    public_hostname = Leaf(
-        "public-hostname", parse.optional_text, "The interface's public DNS name, or None."
-    )
-    public_ipv4s = Leaf(
-        "public-ipv4s", parse.lines, "The public (Elastic) IPv4 addresses; [] if none."
-    )
-    security_groups = Leaf(
-        "security-groups", parse.lines, "Names of the interface's security groups."
-    )
-    security_group_ids = Leaf(
-        "security-group-ids", parse.lines, "IDs of the interface's security groups."
-    )
-    subnet_id = Leaf("subnet-id", parse.text, "The ID of the interface's subnet.")
-    subnet_ipv4_cidr_block = Leaf(
-        "subnet-ipv4-cidr-block", parse.optional_text, "The subnet's IPv4 CIDR block, or None."
-    )
-    subnet_ipv6_cidr_blocks = Leaf(
-        "subnet-ipv6-cidr-blocks", parse.lines, "The subnet's IPv6 CIDR blocks; [] if none."
-    )
-    vpc_id = Leaf("vpc-id", parse.text, "The ID of the interface's VPC.")
-    vpc_ipv4_cidr_block = Leaf(
-        "vpc-ipv4-cidr-block", parse.optional_text, "The VPC's primary IPv4 CIDR block, or None."
-    )
-    vpc_ipv4_cidr_blocks = Leaf(
-        "vpc-ipv4-cidr-blocks", parse.lines, "The VPC's IPv4 CIDR blocks; [] if none."
-    )
-    vpc_ipv6_cidr_blocks = Leaf(
-        "vpc-ipv6-cidr-blocks", parse.lines, "The VPC's IPv6 CIDR blocks; [] if none."
-    )
-
-    @staticmethod
-    def association_item(public_ip: str) -> str:
-        return "ipv4-associations/" + segment(public_ip)
-
-    @cached_property
-    def ipv4_associations(self) -> Dict[str, List[str]]:
-        """Public IP -> the private IPs it maps to, for each public IP of the interface."""
-        return {
-            public_ip: parse.lines(self._path(item), self._read(item))
-            for public_ip, item in ((ip, self.association_item(ip)) for ip in self.public_ipv4s)
-        }
-
-
-class PublicKey(_Child):
-    """A public key from ``EC2Metadata.public_keys``."""
-
-    def __init__(self, index: int, parent: Optional[EC2Metadata] = None) -> None:
-        super().__init__(parent)
-        self.index = index
-
-    def _name(self) -> int:
-        return self.index
-
-    def _path(self, item: str) -> str:
-        return "meta-data/public-keys/{}/{}".format(self.index, item)
-
-    openssh_key = Leaf("openssh-key", parse.optional_text, "The key in OpenSSH format, or None.")
 
 
 def _default() -> EC2Metadata:

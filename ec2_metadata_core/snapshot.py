@@ -5,33 +5,34 @@ Keys are ``EC2Metadata`` attribute names (``NetworkInterface`` names inside
 all speak one vocabulary. Values are JSON types only: ``None`` for absent,
 ISO 8601 strings for times.
 
-The gather is the model read through a memo filled in one pipelined pass
-(``IMDSClient.fetch``): every path the model will read is requested as soon
-as it is known, listings first and each listing's entries the moment it
-arrives, so the longest chain is token, MAC list, per-interface values, IPv4
-association. Reading the model then costs no round trip; a path the plan
-missed is still fetched on demand, so the plan is only a speed-up.
+The gather is one pipelined pass (``IMDSClient.fetch``) driven by the plan
+the model's declarations give (``plan.py``): listings first, each listing's
+entries the moment it arrives. The values are then the model read over the
+gathered bodies (``EC2Metadata.from_reader``), which costs no round trip; a
+path the plan missed is still fetched on demand (and counted in ``stats``),
+so the plan is only a speed-up.
 """
 
 from __future__ import annotations
 
 import base64
-import functools
 import gzip
 import zlib
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Optional, Union
 
 from . import parse, sensitive
 from .client import IMDSClient
 from .errors import IMDSError, PathNotFoundError, TagsNotEnabledError
-from .lazy import Leaf, UncachedLeaf, cached_property, leaves
 from .model import (
+    CATEGORIES,
     EC2Metadata,
     InstanceTags,
     NetworkInterface,
     PublicKey,
     SpotInstanceAction,
+    declared,
 )
+from .plan import Plan
 
 JSON = Any
 # Defined in sensitive.py (one definition for every face); cli.py reads them here.
@@ -39,30 +40,19 @@ SECRET_KEYS = sensitive.SECRET_KEYS
 USER_DATA_KEY = sensitive.USER_DATA_KEY
 Outcome = Union[Optional[bytes], IMDSError]
 
-# Model attributes that are plumbing, not metadata.
-_NOT_METADATA = frozenset(
-    (
-        "client",
-        "service_url",
-        "metadata_url",
-        "dynamic_url",
-        "userdata_url",
-        "block_device_mapping_names",
-    )
-)
 # Prefix for categories the model does not know, should one clash with a key.
 _UNKNOWN_PREFIX = "meta_data_"
 
 
 def snapshot_keys(include_secrets: bool = False, include_user_data: bool = False) -> List[str]:
-    """Top-level keys a snapshot has, in sorted order (unknown categories aside)."""
+    """Top-level keys a snapshot has, in sorted order (unknown categories aside).
+
+    The metadata attributes ``EC2Metadata`` declares (``model.declared``);
+    its plumbing (``model.PLUMBING``) is no key.
+    """
     names = []
-    for name in dir(EC2Metadata):
-        if name.startswith("_") or name in _NOT_METADATA:
-            continue
-        if not isinstance(
-            getattr(EC2Metadata, name), (Leaf, UncachedLeaf, cached_property, property)
-        ):
+    for name, declaration in declared(EC2Metadata).items():
+        if not declaration.in_snapshot:
             continue
         if name in SECRET_KEYS and not include_secrets:
             continue
@@ -70,121 +60,6 @@ def snapshot_keys(include_secrets: bool = False, include_user_data: bool = False
             continue
         names.append(name)
     return sorted(names)
-
-
-class _NotYet(Exception):
-    """Internal: planning read a path whose body has not arrived."""
-
-
-class _Planner:
-    """Decides, as each body arrives, which paths the snapshot will read next.
-
-    Planning reads the model itself (the same ``view`` the values come from),
-    so the paths come from the one place that defines them. A planning read
-    that fails only stops planning; the error resurfaces when the value is read.
-    """
-
-    def __init__(self, view: EC2Metadata, keys: Sequence[str], discover: bool) -> None:
-        self.view = view
-        self.keys = set(keys)
-        self.discover = discover
-        self.arrived: Dict[str, Optional[bytes]] = {}
-        self.unknown: List[str] = []
-        self._first: List[str] = []
-        self._steps: Dict[str, Callable[[], Iterable[str]]] = {}
-        view._reader = self._read
-
-    def _read(self, path: str) -> Optional[bytes]:
-        if path not in self.arrived:
-            raise _NotYet(path)
-        return self.arrived[path]
-
-    def first(self) -> List[str]:
-        keys, view = self.keys, self.view
-        paths = [item for name, item in leaves(EC2Metadata) if name in keys]
-        steps = self._steps
-        if keys & {"network_interfaces", "primary_network_interface"}:
-            steps["meta-data/network/interfaces/macs/"] = self._interfaces
-        if "tags" in keys:
-            steps[InstanceTags.LISTING] = lambda: [InstanceTags.path(n) for n in view.tags]
-        if "public_keys" in keys:
-            steps["meta-data/public-keys/"] = lambda: [
-                key._path(item)
-                for key in view.public_keys.values()
-                for item in dict(leaves(PublicKey)).values()
-            ]
-        if "block_device_mapping" in keys:
-            steps["meta-data/block-device-mapping/"] = lambda: [
-                view.block_device_path(name) for name in view.block_device_mapping_names
-            ]
-        if "iam_security_credentials" in keys:
-            steps["meta-data/iam/security-credentials/"] = lambda: [
-                view.role_credentials_path(role) for role in view.iam_role_names[:1]
-            ]
-        if self.discover:
-            steps["meta-data/"] = self._discover
-        derived = {
-            "dynamic/instance-identity/document": {"region", "account_id"},
-            "meta-data/iam/info": {
-                "instance_profile_arn",
-                "instance_profile_id",
-                "instance_profile_name",
-            },
-            "meta-data/iam/security-credentials/": {"iam_security_credentials"},
-            "meta-data/mac": {"primary_network_interface"},
-        }
-        paths.extend(path for path, names in derived.items() if names & keys)
-        # Listings first: their entries are the longest chain of the gather.
-        paths = list(steps) + paths
-        self._first = paths
-        return paths
-
-    def _interfaces(self) -> List[str]:
-        paths: List[str] = []
-        # public-ipv4s first: the IPv4 associations wait on it.
-        items = sorted(dict(leaves(NetworkInterface)).values(), key=lambda i: i != "public-ipv4s")
-        for nic in self.view.network_interfaces.values():
-            paths.extend(nic._path(item) for item in items)
-            self._steps[nic._path("public-ipv4s")] = functools.partial(self._associations, nic)
-        return paths
-
-    @staticmethod
-    def _associations(nic: NetworkInterface) -> List[str]:
-        return [nic._path(NetworkInterface.association_item(ip)) for ip in nic.public_ipv4s]
-
-    def _discover(self) -> List[str]:
-        # Discovery runs for full snapshots only, whose first paths touch every
-        # category the model knows.
-        known = {path.split("/")[1] for path in self._first if path.startswith("meta-data/")}
-        self.unknown = [
-            entry
-            for entry in parse.lines("meta-data/", self.arrived["meta-data/"])
-            if entry.rstrip("/") not in known
-        ]
-        return self._unknown_paths("meta-data/", self.unknown)
-
-    def _unknown_paths(self, base: str, entries: List[str]) -> List[str]:
-        paths = []
-        for entry in entries:
-            path = base + entry
-            if entry.endswith("/"):
-                self._steps[path] = functools.partial(self._unknown_listing, path)
-            paths.append(path)
-        return paths
-
-    def _unknown_listing(self, path: str) -> List[str]:
-        return self._unknown_paths(path, parse.lines(path, self.arrived[path]))
-
-    def follow(self, path: str, body: Optional[bytes]) -> List[str]:
-        """Paths to fetch now that ``path`` answered ``body`` (None for 404)."""
-        self.arrived[path] = body
-        step = self._steps.pop(path, None)
-        if step is None:
-            return []
-        try:
-            return list(step())
-        except (IMDSError, _NotYet):
-            return []
 
 
 class _Memo:
@@ -232,9 +107,8 @@ def to_json(value: Any) -> JSON:
     if isinstance(value, SpotInstanceAction):
         return {"action": value.action, "time": parse.iso_utc(value.time)}
     if isinstance(value, NetworkInterface):
-        data = {name: to_json(getattr(value, name)) for name in dict(leaves(NetworkInterface))}
+        data = {name: to_json(getattr(value, name)) for name in declared(NetworkInterface)}
         data["mac"] = value.mac
-        data["ipv4_associations"] = to_json(value.ipv4_associations)
         return dict(sorted(data.items()))
     if isinstance(value, PublicKey):
         return {"index": value.index, "openssh_key": value.openssh_key}
@@ -307,16 +181,15 @@ def snapshot(
         if unknown:
             raise KeyError(unknown[0])
     discover = keys is None
-    view = EC2Metadata(client=client)
-    planner = _Planner(view, wanted, discover)
-    memo = _Memo(client, client.fetch(planner.first(), follow=planner.follow))
-    view._reader = memo.read
+    plan = Plan(wanted, discover)
+    memo = _Memo(client, client.fetch(plan.first, follow=plan.follow))
+    view = EC2Metadata.from_reader(memo.read, client)
     result = {name: _value(view, name) for name in wanted}
     if discover:
-        # The categories listing feeds only the plan: a failure there would
-        # otherwise pass for "no other categories".
-        parse.lines("meta-data/", memo.read("meta-data/"))
-        for name, value in _unknown_tree(memo, "meta-data/", planner.unknown).items():
+        # The categories listing feeds only the plan: read here, a failure
+        # raises rather than passing for "no other categories".
+        unknown = plan.unknown(memo.read(CATEGORIES.item))
+        for name, value in _unknown_tree(memo, CATEGORIES.item, unknown).items():
             key = name.replace("-", "_").lower()
             result[_UNKNOWN_PREFIX + key if key in result else key] = value
     if stats is not None:

@@ -2,7 +2,7 @@
 
 Python 3.12 dropped the lock ``functools.cached_property`` took, so the seed's
 attributes could be computed (and fetched) once per racing thread there;
-``lazy.cached_property`` locks per attribute instead.
+``model.cached_property`` locks per attribute instead.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, List
 import pytest
 
 from ec2_metadata_core import EC2Metadata, TokenTimeoutError
-from ec2_metadata_core.lazy import LazyObject, cached_property
+from ec2_metadata_core.model import LazyObject, cached_property
 from ec2_metadata_core.simulator import Simulator
 
 THREADS = 32
@@ -140,7 +140,7 @@ def _token_error(metadata: EC2Metadata, name: str) -> BaseException:
     return caught.value
 
 
-# -- lazy.cached_property itself ------------------------------------------------------
+# -- model.cached_property itself ------------------------------------------------------
 
 
 class Counted(LazyObject):
