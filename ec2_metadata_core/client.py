@@ -1,19 +1,40 @@
-"""The IMDSv2 client: a shared session token, retries, and path reads.
+"""The IMDSv2 client: a shared session token, retries, and the scheduler every read runs through.
 
 ``IMDSClient.get(path)`` returns the body as bytes, ``None`` when IMDS says the
 path is absent (404), and raises an ``IMDSError`` when the value could not be
 read. One client serves any number of threads with one token.
+
+Every request, a single attribute read as much as a whole gather or the token
+PUT, goes through one loop, ``IMDSClient._run``: it stamps the current token
+on each request as it leaves and hands it to the transport, and, as outcomes
+come back, retries with back-off inside each request's deadline and the
+pass's retry quota, and queues what ``follow`` says an answer revealed. How
+many go out at once follows TCP's congestion control (``Window``): the real
+service answers each request on a connection of its own, caps simultaneous
+connections and throttles, so the danger is a burst.
+
+Below the loop, the standard-library transport (``wire``) keeps its requests
+in flight on non-blocking sockets driven from the loop's own thread
+(``wire.Engine``); a caller's ``requests.Session`` or ``urllib3.PoolManager``
+(``compat``) sends blocking, so each of its requests runs on a worker thread
+(``_Threaded``). Both answer the loop the same way: ``submit`` a job,
+``collect`` the ones that ended.
 """
 
 from __future__ import annotations
 
+import heapq
+import os
+import queue
 import re
 import sys
 import threading
 import time
+from collections import deque
 from typing import (
     TYPE_CHECKING,
     Callable,
+    Deque,
     Dict,
     Iterable,
     Iterator,
@@ -36,8 +57,7 @@ from .errors import (
     TokenError,
     TokenTimeoutError,
 )
-from .transport import RequestsTransport, StdlibTransport, Transport
-from .wire import Job, Outcome, Response, retry_after
+from .wire import Done, Engine, Job, Outcome, Response, StdlibTransport, Transport
 
 if TYPE_CHECKING:  # pragma: no cover
     import requests
@@ -79,6 +99,216 @@ _TOKEN = re.compile(r"[\x21-\x7e]+\Z")
 
 Body = Union[Optional[bytes], IMDSError]
 Follow = Callable[[str, Optional[bytes]], Iterable[str]]
+# What the loop does with an outcome: nothing more, or these jobs (a retry,
+# what an answer revealed).
+Settle = Callable[[Job, Outcome], Iterable[Job]]
+
+# Requests in flight at the start of a client's first pass; the window grows
+# from here, and the next pass starts where the last one ended.
+INITIAL_WINDOW = 4
+# Signs of congestion closer together than this are one episode.
+EPISODE = 0.005
+# Least and most time between two sends once one in flight is still too many
+# (at most: 50 requests a second, well under what IMDS serves an instance).
+MIN_GAP = 0.002
+MAX_GAP = 0.02
+# Statuses that mean "too much, slow down".
+THROTTLE_STATUSES = frozenset((429, 503))
+_DIGITS = re.compile(r"[0-9]{1,16}\Z")
+
+
+def retry_after(value: Optional[str]) -> Optional[float]:
+    """``Retry-After`` in seconds (delta form; an HTTP date is taken as 1 s), at most 60."""
+    if value is None:
+        return None
+    value = value.strip()
+    if _DIGITS.match(value):
+        return min(60.0, float(int(value)))
+    return 1.0 if value else None
+
+
+class Window:
+    """How fast requests may go: TCP's congestion window, then a gap between sends.
+
+    The number in flight grows by one per clean answer up to the threshold
+    (slow start), then by one per window's worth. A sign of congestion (a
+    reset, a refused or slow connect, a 429/503, a timeout) halves it. Once
+    it is down to one, a sign sets a gap between sends instead (a rate limit
+    counts requests per second, and one request at a time can still exceed
+    it): the pace of the clean answers of the last second, a little under,
+    or double the gap when nothing came back clean; clean answers close the
+    gap again little by little. Signs count once per episode: not from a
+    request sent before the last cut, nor within a round trip (at least
+    ``EPISODE``) of it. A ``Retry-After`` holds every send back that long.
+    """
+
+    def __init__(self, limit: int, start: float = INITIAL_WINDOW) -> None:
+        self.limit = max(1, limit)
+        self.size = float(max(1.0, min(start, self.limit)))
+        self.threshold = float(self.limit)
+        self.gap = 0.0
+        self.cut_at = -1.0
+        self.calm_at = 0.0
+        self.next_send = 0.0  # monotonic time the gap or a Retry-After allows
+        self.started = time.monotonic()
+        self.cleans: Deque[float] = deque()  # times of the clean answers of the last second
+
+    def allows(self, in_flight: int, now: float) -> bool:
+        return in_flight < int(self.size) and now >= self.next_send
+
+    def sent(self, now: float) -> None:
+        if self.gap:
+            self.next_send = max(self.next_send, now + self.gap)
+
+    def clean(self, now: float) -> None:
+        cleans = self.cleans
+        cleans.append(now)
+        while cleans[0] < now - 1.0:
+            cleans.popleft()
+        if self.gap:
+            # About 3% faster an answer: back to the pace before the cut
+            # after some twenty clean answers.
+            self.gap = 0.0 if self.gap < MIN_GAP else self.gap * 0.97
+            return
+        if self.size < self.threshold:
+            self.size += 1.0
+        else:
+            self.size += 1.0 / self.size
+        self.size = min(self.size, float(self.limit))
+
+    def congested(self, began: float, now: float, retry_after: Optional[float]) -> None:
+        if retry_after is not None:
+            self.next_send = max(self.next_send, now + retry_after)
+        if began < self.cut_at or now < self.calm_at:
+            return  # the same episode
+        self.cut_at = now
+        self.calm_at = now + max(EPISODE, now - began)
+        if self.size >= 2.0:
+            self.threshold = max(1.0, self.size / 2.0)
+            self.size = self.threshold
+            return
+        cleans = self.cleans
+        while cleans and cleans[0] < now - 1.0:
+            cleans.popleft()
+        if cleans:
+            span = max(0.05, min(1.0, now - self.started))
+            gap = 1.1 * span / len(cleans)
+        else:
+            gap = self.gap * 2.0
+        self.gap = min(MAX_GAP, max(MIN_GAP, gap))
+        self.next_send = max(self.next_send, now + self.gap)
+
+
+# Seconds a worker thread waits for work before it ends.
+WORKER_IDLE = 30.0
+# A sent job comes back to its pass as (job, outcome, sent at); an exception
+# other than an IMDSError is a bug, raised in the caller's thread.
+_Done = Tuple[Job, Union[Outcome, Exception], float]
+# What a worker runs: transport, job, timeout, sent at, where the outcome goes.
+_Task = Tuple[Transport, Job, float, float, "queue.SimpleQueue[_Done]"]
+
+
+class _Workers:
+    """The threads that run blocking sends, shared by every client of the process.
+
+    Created on demand (never more than the sends in flight at once) and kept
+    for the next pass, up to ``WORKER_IDLE`` seconds without work: a watcher's
+    polls reuse them, and a process that gathered once is soon left without
+    threads (``fork`` warns about them on Python 3.12). A forked child (a Salt
+    job) starts afresh: threads do not survive ``fork``, and a lock one of
+    them held would never be released.
+    """
+
+    def __init__(self) -> None:
+        self._forked()
+
+    def _forked(self) -> None:
+        self._tasks: queue.SimpleQueue[_Task] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+        self._pid = os.getpid()
+
+    def submit(
+        self,
+        transport: Transport,
+        job: Job,
+        timeout: float,
+        now: float,
+        done: queue.SimpleQueue[_Done],
+    ) -> None:
+        if self._pid != os.getpid():  # where os.register_at_fork is missing
+            self._forked()
+        with self._lock:
+            spawn = self._idle == 0
+            if not spawn:
+                self._idle -= 1
+        self._tasks.put((transport, job, timeout, now, done))
+        if spawn:
+            threading.Thread(target=self._work, name="imds-send", daemon=True).start()
+
+    def _work(self) -> None:
+        tasks, lock = self._tasks, self._lock
+        while True:
+            try:
+                transport, job, timeout, sent_at, done = tasks.get(timeout=WORKER_IDLE)
+            except queue.Empty:
+                with lock:
+                    if self._idle > 0:  # else a task is on its way to this thread
+                        self._idle -= 1
+                        return
+                continue
+            outcome: Union[Outcome, Exception]
+            try:
+                outcome = transport.send(job, timeout)
+            except Exception as exc:  # an IMDSError, or a bug the caller's thread re-raises
+                outcome = exc
+            with lock:
+                self._idle += 1
+            done.put((job, outcome, sent_at))
+
+
+_workers = _Workers()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_workers._forked)
+
+
+class _Threaded:
+    """A blocking transport's sends, run on the worker threads; the face of ``wire.Engine``."""
+
+    def __init__(self, transport: Transport, timeout: float) -> None:
+        self.transport = transport
+        self.timeout = timeout
+        self.done: queue.SimpleQueue[_Done] = queue.SimpleQueue()
+        self.out = 0
+
+    def submit(self, job: Job, now: float) -> None:
+        _workers.submit(self.transport, job, self.timeout, now, self.done)
+        self.out += 1
+
+    def collect(self, wait: Optional[float]) -> List[Done]:
+        try:
+            first = self.done.get() if wait is None else self.done.get(timeout=max(0.0, wait))
+        except queue.Empty:
+            return []
+        finished = [first]
+        while True:
+            try:
+                finished.append(self.done.get_nowait())
+            except queue.Empty:
+                break
+        self.out -= len(finished)
+        outcomes: List[Done] = []
+        for job, outcome, sent_at in finished:
+            if not isinstance(outcome, (Response, IMDSError)):
+                self.close()
+                raise outcome  # a bug in the transport: the caller's thread sees it
+            outcomes.append((job, outcome, sent_at))
+        return outcomes
+
+    def close(self) -> None:
+        while self.out:  # sends still out end quietly (their own timeout bounds them)
+            self.done.get()
+            self.out -= 1
 
 
 class _Key(NamedTuple):
@@ -225,12 +455,18 @@ class IMDSClient:
         self.settings = settings
         if transport is None:
             if session is not None:
+                from .compat import RequestsTransport
+
                 transport = RequestsTransport(self.settings.endpoint, session)
             else:
                 transport = StdlibTransport(self.settings.endpoint)
         self.transport = transport
         self.tokens = TokenProvider(self._fetch_token, self.settings.token_ttl)
         self._v1 = False  # set once the token PUT proved IMDSv2 absent and v1 is allowed
+        # The congestion window the last pass ended with. The next one starts
+        # there, as TCP caches a route's window: a long-lived client's
+        # repeated small reads (a watcher's polls) then go out in one round.
+        self._window = float(INITIAL_WINDOW)
 
     def __repr__(self) -> str:
         return "IMDSClient(endpoint={!r}, timeout={:g}, attempts={})".format(
@@ -366,29 +602,146 @@ class IMDSClient:
         """One request, retried as ``_classify`` says; raises its final error."""
         if self.settings.disabled:
             raise MetadataDisabledError()
-        results: List[Union[Response, IMDSError]] = []
+        results: List[Outcome] = []
         quota = _RetryQuota()
 
-        def on_done(job: Job, outcome: Outcome) -> Iterable[Job]:
+        def settle(job: Job, outcome: Outcome) -> Iterable[Job]:
             result = self._classify(job, outcome, quota)
             if isinstance(result, Job):
                 return [result]
             results.append(result)
             return []
 
-        first = Job(_Key(path, time.monotonic()), method, path, headers)
-        self.transport.exchange([first], self.settings.timeout, 1, on_done)
+        self._run([Job(_Key(path, 0.0), method, path, headers)], 1, settle)
         if isinstance(results[0], IMDSError):
             raise results[0]
         return results[0]
+
+    def _run(self, jobs: Iterable[Job], limit: int, settle: Settle) -> None:
+        """The scheduler: send ``jobs``, at most ``limit`` at once (fewer while congested).
+
+        Each job leaves stamped with the token current at that moment (it may
+        have queued a while); its outcome comes back here, tells the window
+        how the service is doing (``_signal``), and goes to ``settle``, whose
+        further jobs (a retry after back-off, what an answer revealed) join
+        the queue, those ready now at its head: dependent reads are a
+        gather's critical path. ``settings.timeout`` covers one attempt (the
+        transport enforces it); the deadline over attempts runs from a job's
+        first send.
+        """
+        transport = self.transport
+        limit = min(limit, transport.concurrency or limit)
+        # A transport that multiplexes its own sockets (the standard library's)
+        # runs on this thread; any other blocks a worker thread per send.
+        engine = getattr(transport, "engine", None)
+        sender: Union[Engine, _Threaded] = (
+            engine(self.settings.timeout)
+            if engine is not None
+            else _Threaded(transport, self.settings.timeout)
+        )
+        window = Window(limit, self._window)
+        ready: Deque[Job] = deque()
+        later: List[Tuple[float, int, Job]] = []  # a heap of jobs waiting for their time
+        order = 0
+        in_flight = 0
+        token_failure: Optional[IMDSError] = None  # the first of this pass
+
+        def enqueue(new: Iterable[Job], first: bool) -> None:
+            nonlocal order
+            now = time.monotonic()
+            now_ready = []
+            for job in new:
+                if job.not_before > now:
+                    order += 1
+                    heapq.heappush(later, (job.not_before, order, job))
+                else:
+                    now_ready.append(job)
+            if first:
+                ready.extendleft(reversed(now_ready))
+            else:
+                ready.extend(now_ready)
+
+        enqueue(jobs, False)
+        try:
+            while ready or later or in_flight:
+                now = time.monotonic()
+                while later and later[0][0] <= now:
+                    ready.append(heapq.heappop(later)[2])
+                while ready and window.allows(in_flight, now):
+                    job = ready.popleft()
+                    # A token failure is every later request's in the pass,
+                    # rather than each paying for another failing token request.
+                    failure = token_failure if TOKEN_HEADER in job.headers else None
+                    if failure is None:
+                        try:
+                            self._stamp(job)
+                        except IMDSError as exc:
+                            failure = token_failure = exc
+                    if failure is not None:
+                        enqueue(settle(job, failure), True)
+                        continue
+                    job.throttled, job.resent = False, 0
+                    now = time.monotonic()
+                    window.sent(now)
+                    sender.submit(job, now)
+                    in_flight += 1
+                wake: Optional[float] = None
+                if later:
+                    wake = later[0][0]
+                if ready and in_flight < int(window.size):
+                    wake = window.next_send if wake is None else min(wake, window.next_send)
+                if not in_flight:
+                    if wake is not None:
+                        time.sleep(max(0.0, wake - time.monotonic()))
+                    continue
+                wait = None if wake is None else wake - time.monotonic()
+                for job, outcome, sent_at in sender.collect(wait):
+                    in_flight -= 1
+                    self._signal(window, job, outcome, sent_at)
+                    enqueue(settle(job, outcome), True)
+        finally:
+            # A pass held down by its own limit (the token PUT: one request)
+            # learned nothing about the route: the window it carries stays.
+            self._window = window.size if window.size < limit else max(self._window, window.size)
+            sender.close()
+
+    @staticmethod
+    def _signal(window: Window, job: Job, outcome: Outcome, sent_at: float) -> None:
+        """What an outcome says about congestion (see ``Window``).
+
+        A 429/503, a connect that needed a fresh SYN and any attempt that
+        ended without an answer (refused, cut, timed out) are signs.
+        """
+        now = time.monotonic()
+        if not isinstance(outcome, Response) or job.resent:
+            window.congested(sent_at, now, None)
+        if isinstance(outcome, Response):
+            if outcome.status in THROTTLE_STATUSES:
+                pause = retry_after(outcome.headers.get("retry-after"))
+                window.congested(sent_at, now, pause)
+            elif outcome.status < 500:
+                window.clean(now)
+
+    def _stamp(self, job: Job) -> None:
+        """Ready ``job`` to leave: its deadline starts, its token is the current one."""
+        key: _Key = job.key
+        if not key.started:
+            # The deadline runs from the first send, not from time in the queue.
+            job.key = key._replace(started=time.monotonic())
+        if TOKEN_HEADER not in job.headers:
+            return  # the token PUT itself, or IMDSv1
+        token = self.tokens.get()
+        if job.headers[TOKEN_HEADER] != token:
+            job.headers = {TOKEN_HEADER: token}
 
     def fetch(self, paths: Iterable[str], follow: Optional[Follow] = None) -> Dict[str, Body]:
         """Read many paths under ``/latest/`` in one pipelined pass.
 
         Up to ``settings.max_concurrency`` requests are in flight (fewer
-        while the service pushes back, see ``wire``), with one token. ``follow(path, body)`` runs as
-        each answer arrives (body ``None`` for 404) and names further paths to
-        read, so dependent reads (a listing, then its entries) start at once.
+        while the service pushes back, see ``Window``), with one token.
+        ``follow(path, body)`` runs in the calling thread as each answer
+        arrives (body ``None`` for 404) and names further paths to read, so
+        dependent reads (a listing, then its entries) start at once.
         Returns every path's body, ``None`` if absent, or the ``IMDSError`` that
         kept it from being read. Each request leaves with the token current at
         that moment (requests queue, and a short-lived token can expire while
@@ -400,27 +753,8 @@ class IMDSClient:
         self._token_headers()  # fail fast: without a token nothing can be read
         outcomes: Dict[str, Body] = {}
         queued: Set[str] = set()
-        # The first token failure of this pass: later requests share it rather
-        # than each paying for another failing token request.
-        token_failure: List[IMDSError] = []
         unstamped = {} if self._v1 else {TOKEN_HEADER: ""}
         quota = _RetryQuota()
-
-        def stamp(job: Job) -> None:
-            if not job.key.started:
-                # The deadline runs from the first send, not from time in the queue.
-                job.key = job.key._replace(started=time.monotonic())
-            if TOKEN_HEADER not in job.headers:
-                return  # IMDSv1
-            if token_failure:
-                raise token_failure[0]
-            try:
-                token = self.tokens.get()
-            except IMDSError as exc:
-                token_failure.append(exc)
-                raise
-            if job.headers[TOKEN_HEADER] != token:
-                job.headers = {TOKEN_HEADER: token}
 
         def jobs_for(new_paths: Iterable[str]) -> Iterator[Job]:
             for path in new_paths:
@@ -429,10 +763,10 @@ class IMDSClient:
                     quota.grow()
                     yield Job(_Key(path, 0.0), "GET", "/latest/" + path, unstamped)
 
-        def on_done(job: Job, outcome: Outcome) -> Iterable[Job]:
+        def settle(job: Job, outcome: Outcome) -> Iterable[Job]:
             key: _Key = job.key
             if isinstance(outcome, TokenError):
-                outcomes[key.path] = outcome  # from stamp(); retried already
+                outcomes[key.path] = outcome  # from stamping; retried already
                 return []
             result = self._classify(job, outcome, quota)
             if isinstance(result, Job):
@@ -451,9 +785,7 @@ class IMDSClient:
             outcomes[key.path] = body
             return jobs_for(follow(key.path, body)) if follow is not None else ()
 
-        self.transport.exchange(
-            jobs_for(paths), self.settings.timeout, self.settings.max_concurrency, on_done, stamp
-        )
+        self._run(jobs_for(paths), self.settings.max_concurrency, settle)
         return outcomes
 
     def get(self, path: str) -> Optional[bytes]:

@@ -1,17 +1,22 @@
-"""Drop-in for ec2-metadata users: its exception types, and its 3.0 ``pool_manager``.
+"""Drop-in for ec2-metadata users: their ``requests.Session`` or urllib3 pool, and exceptions.
+
+ec2-metadata 2.x takes a ``requests.Session``, 3.0 a ``urllib3.PoolManager``.
+Handed one, the client sends through it (``RequestsTransport``,
+``Urllib3Transport``: one blocking request each, on the scheduler's worker
+threads, see ``client``); that is also how ``responses`` stands in for IMDS
+in unit tests, which so run the scheduler every read goes through.
 
 ec2-metadata 2.x raises ``requests`` exceptions (``raise_for_status()``), 3.0
-``urllib3`` ones. Code written against it catches those. When the caller hands
-us a ``requests.Session`` or a ``urllib3.PoolManager``, every error the model
-raises is made an instance of both our class and the matching exception of
-that library, so ``except IMDSHTTPError`` and ``except
-requests.exceptions.HTTPError`` both work. Without one, the standard-library
-transport raises only our own errors.
+``urllib3`` ones. Code written against it catches those. So on a caller's
+library every error the model raises is made an instance of both our class
+and the matching exception of that library, so ``except IMDSHTTPError`` and
+``except requests.exceptions.HTTPError`` both work. Without one, the
+standard-library transport raises only our own errors.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple, Type
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, Type
 
 from .errors import (
     IMDSError,
@@ -21,7 +26,10 @@ from .errors import (
     TagsNotEnabledError,
     TokenError,
 )
-from .transport import Response, Transport
+from .wire import Job, Response, Transport
+
+if TYPE_CHECKING:  # pragma: no cover
+    import requests
 
 _classes: Dict[Tuple[Type[IMDSError], type], type] = {}
 
@@ -96,6 +104,44 @@ class _Flavoured:
     """Marks an error already made catchable as a foreign exception."""
 
 
+class RequestsTransport(Transport):
+    """Requests through a caller's ``requests.Session``, as ec2-metadata 2.x takes one."""
+
+    library = "requests"
+
+    def __init__(self, base_url: str, session: requests.Session) -> None:
+        self._base = base_url.rstrip("/")
+        self.session = session
+        self.concurrency = _pool_size(
+            lambda: session.get_adapter(self._base + "/")._pool_maxsize  # type: ignore[attr-defined]
+        )
+
+    def __repr__(self) -> str:
+        return "RequestsTransport({})".format(self._base)
+
+    def send(self, job: Job, timeout: float) -> Response:
+        import requests
+
+        try:
+            raw = self.session.request(
+                job.method,
+                self._base + job.path,
+                headers=job.headers,
+                timeout=timeout,
+                allow_redirects=False,
+            )
+        except requests.Timeout:
+            raise _timed_out(self._base, job, timeout) from None
+        except requests.RequestException as exc:
+            raise _unreachable(self._base, job, exc) from None
+        return Response(
+            raw.status_code, {k.lower(): v for k, v in raw.headers.items()}, raw.content
+        )
+
+    def close(self) -> None:
+        """Leave the session open: it is the caller's, and may serve other code."""
+
+
 class Urllib3Transport(Transport):
     """Requests through a caller's ``urllib3.PoolManager``, as ec2-metadata 3.0 takes one."""
 
@@ -104,40 +150,54 @@ class Urllib3Transport(Transport):
     def __init__(self, base_url: str, pool_manager: Any) -> None:
         self._base = base_url.rstrip("/")
         self.pool_manager = pool_manager
+        self.concurrency = _pool_size(lambda: pool_manager.connection_pool_kw.get("maxsize", 1))
 
     def __repr__(self) -> str:
         return "Urllib3Transport({})".format(self._base)
 
-    def request(self, method: str, path: str, headers: Dict[str, str], timeout: float) -> Response:
+    def send(self, job: Job, timeout: float) -> Response:
         import urllib3
 
         try:
             raw = self.pool_manager.request(
-                method,
-                self._base + path,
-                headers=headers,
+                job.method,
+                self._base + job.path,
+                headers=job.headers,
                 timeout=urllib3.Timeout(total=timeout),
                 retries=False,  # the client retries, with back-off and a deadline
                 redirect=False,
             )
         except urllib3.exceptions.NewConnectionError as exc:  # a ConnectTimeoutError too
-            raise self._unreachable(method, path, exc) from None
+            raise _unreachable(self._base, job, exc) from None
         except urllib3.exceptions.TimeoutError:
-            raise IMDSTimeoutError(
-                "no answer from IMDS at {} within {:g}s ({} {})".format(
-                    self._base, timeout, method, path
-                )
-            ) from None
+            raise _timed_out(self._base, job, timeout) from None
         except urllib3.exceptions.HTTPError as exc:
-            raise self._unreachable(method, path, exc) from None
+            raise _unreachable(self._base, job, exc) from None
         return Response(raw.status, {k.lower(): v for k, v in raw.headers.items()}, raw.data)
-
-    def _unreachable(self, method: str, path: str, exc: Exception) -> IMDSError:
-        return IMDSUnavailableError(
-            "cannot reach IMDS at {} ({} {}): {}".format(
-                self._base, method, path, type(exc).__name__
-            )
-        )
 
     def close(self) -> None:
         """Leave the pool manager open: it is the caller's."""
+
+
+def _pool_size(read: Callable[[], Any]) -> int:
+    """How many connections the caller's pool keeps per host (1 if it cannot say).
+
+    No more requests than that go out at once: urllib3 would warn about, and
+    drop, every connection beyond (a PoolManager keeps 1, a Session 10).
+    """
+    try:
+        return max(1, int(read()))
+    except Exception:  # a pool we cannot read (a stand-in, another library): one at a time
+        return 1
+
+
+def _timed_out(base: str, job: Job, timeout: float) -> IMDSError:
+    return IMDSTimeoutError(
+        "no answer from IMDS at {} within {:g}s ({} {})".format(base, timeout, job.method, job.path)
+    )
+
+
+def _unreachable(base: str, job: Job, exc: Exception) -> IMDSError:
+    return IMDSUnavailableError(
+        "cannot reach IMDS at {} ({} {}): {}".format(base, job.method, job.path, type(exc).__name__)
+    )

@@ -694,7 +694,7 @@ class EC2Metadata(LazyObject):
         return client
 
     def _new_client(self) -> IMDSClient:
-        # Imported here: the transport pulls in socket and selectors,
+        # Imported here: the client pulls in socket, queue and threads,
         # which a program that never reads a value need not pay for.
         from .client import IMDSClient
         from .compat import Urllib3Transport, is_pool_manager

@@ -1,37 +1,46 @@
-"""A small HTTP/1.1 client for IMDS: many requests in flight from one thread, adaptively.
+"""The standard-library transport: IMDS requests on non-blocking sockets, many in flight.
 
 A full gather is about a hundred tiny requests, and the real service answers
-each on a connection of its own (``Connection: close``), caps simultaneous
-connections and throttles. So the cost is connects and round trips, and the
-danger is a burst. One thread drives every socket with ``selectors``:
-connects never block (a SYN the service dropped is abandoned after
-``CONNECT_PATIENCE`` and sent again, instead of waiting out the kernel's 1 s
-resend while every other request stalls), and the pace follows TCP's
-congestion control (``Window``): few requests in flight at first, more
-while answers come back clean, half as many at once on a reset, a slow
-connect, a 429/503 or a timeout, then a gap between sends if even one at a
-time is too many, and a pause as long as any ``Retry-After``. The response
-parser reads only what IMDS sends: a status line, a few headers and a body
-framed by Content-Length (chunked and read-until-close are handled too).
-Connections the service keeps alive are reused.
+each on a connection of its own (``Connection: close``), so the cost is
+connects and round trips. The scheduler (``client``) decides what goes out
+when; ``Engine`` keeps the requests it submits in flight from the
+scheduler's own thread with ``selectors`` and hands back those that ended.
+Connects never block: a SYN the service dropped is abandoned after
+``CONNECT_PATIENCE`` and a fresh one sent in the same attempt, instead of
+waiting out the kernel's 1 s resend while every other request stalls.
+Measured on the same scheduler, running each request blocking on a worker
+thread instead cost some 40 % more CPU (handing the GIL between threads),
+and ``http.client`` on those threads twice as much (its header parsing goes
+through ``email``): every gather, and a watcher polling for hours, would pay.
 
-``exchange`` knows nothing of tokens or retries: ``on_done`` sees every
-outcome (``Job.throttled`` says the service cut a connection at its cap) and
-may answer with more jobs (a retry after back-off, the paths a listing
-revealed), which keeps the whole gather one pipelined pass.
+A transport raises nothing but our ``IMDSError``s, and marks on the ``Job``
+what the scheduler's congestion control needs to know: ``throttled`` when the
+service cut a fresh connection before any answer (a connection cap),
+``resent`` for each connect abandoned for a fresh SYN. ``Transport`` is the
+face of one that sends blocking (``compat``'s, over a caller's
+``requests.Session`` or ``urllib3.PoolManager``): the scheduler runs those on
+worker threads.
+
+The HTTP/1.1 is our own and small: a request is a few header lines, and the
+parser reads only what IMDS sends (a status line, a few headers, a body
+framed by Content-Length; chunked and read-until-close are handled too).
+``StdlibTransport`` must stay standard library only: it runs inside an
+Ansible module payload and in Salt minions. The host is resolved once per
+transport, idle kept-alive connections are reused (the real service closes
+every one; the simulator's keep-alive knob does not), and a forked child
+never touches the connections it inherited.
 """
 
 from __future__ import annotations
 
 import errno
-import heapq
+import os
 import re
 import selectors
 import socket
 import threading
 import time
-from collections import deque
-from typing import Any, Callable, Deque, Dict, Iterable, List, NamedTuple, Optional, Tuple, Union
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
 from urllib.parse import quote
 
 from .config import host_port
@@ -44,19 +53,9 @@ MAX_BODY = 16 * 1024 * 1024
 NOT_REACHED_HINT = "not on EC2, or the metadata endpoint is wrong or turned off"
 # Idle kept-alive connections held for reuse (when the service keeps any).
 MAX_IDLE = 32
-# Requests in flight at the start of an exchange; the window grows from here.
-INITIAL_WINDOW = 4
 # A connect not done by then met a dropped SYN (a full listen queue, the
 # packet cap): send a fresh one rather than wait for the kernel's 1 s resend.
 CONNECT_PATIENCE = 0.2
-# Signs of congestion closer together than this are one episode.
-EPISODE = 0.005
-# Least and most time between two sends once one in flight is still too many
-# (at most: 50 requests a second, well under what IMDS serves an instance).
-MIN_GAP = 0.002
-MAX_GAP = 0.02
-# Statuses that mean "too much, slow down".
-THROTTLE_STATUSES = frozenset((429, 503))
 
 
 class Response(NamedTuple):
@@ -72,13 +71,13 @@ class Response(NamedTuple):
 
 
 class Job:
-    """One request to send, with the caller's bookkeeping riding along.
+    """One request, with the scheduler's bookkeeping riding along through retries.
 
-    After its outcome, ``throttled`` says the service pushed back without an
-    answer: a fresh connection cut before any byte came (a connection cap).
+    A transport sets ``throttled`` (a fresh connection cut before any answer)
+    and counts ``resent`` (connects abandoned for a fresh SYN).
     """
 
-    __slots__ = ("headers", "key", "method", "not_before", "path", "throttled", "tries")
+    __slots__ = ("headers", "key", "method", "not_before", "path", "resent", "throttled", "tries")
 
     def __init__(
         self,
@@ -96,13 +95,7 @@ class Job:
         self.not_before = not_before
         self.tries = tries
         self.throttled = False
-
-
-Outcome = Union[Response, IMDSError]
-OnDone = Callable[[Job, Outcome], Iterable[Job]]
-# Called as a job leaves (it may have queued a while): may update its headers,
-# or raise an IMDSError that becomes the job's outcome.
-Prepare = Callable[[Job], None]
+        self.resent = 0
 
 
 # Strict forms: str.isdigit() and int() accept more than HTTP allows
@@ -221,23 +214,81 @@ class _Malformed(Exception):
     """Internal: the bytes on the wire are not a usable HTTP answer."""
 
 
-class Pool:
+Outcome = Union[Response, IMDSError]
+# A request that ended: the job, its outcome, when it was sent.
+Done = Tuple[Job, Outcome, float]
+
+
+class Transport:
+    """Sends one request to ``base_url + job.path``, blocking; raises only our errors.
+
+    ``send`` runs on the scheduler's worker threads, several at once. A
+    transport that can keep many requests in flight itself offers
+    ``engine(timeout)`` too (see ``StdlibTransport``), which the scheduler
+    prefers.
+    """
+
+    # The caller's HTTP library, whose exceptions ec2-metadata users catch (see compat).
+    library: Optional[str] = None
+    # The most sends it takes at once (a caller's connection pool holds so
+    # many); None: as many as the scheduler allows.
+    concurrency: Optional[int] = None
+
+    def send(self, job: Job, timeout: float) -> Response:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Drop pooled connections (they are re-opened on demand)."""
+
+
+# Path characters sent as they are: visible ASCII. Anything else (a space, a
+# line break, non-ASCII from a listing entry) is percent-encoded, so no name
+# IMDS lists can break the request line; '%' stays, for paths already quoted.
+_PATH_SAFE = "".join(chr(code) for code in range(0x21, 0x7F))
+_PATH_UNSAFE = re.compile(r"[^\x21-\x7e]")
+
+
+def encode(host_header: str, job: Job) -> bytes:
+    path = job.path
+    if _PATH_UNSAFE.search(path):  # rare: spare every other request quote()'s cost
+        path = quote(path, safe=_PATH_SAFE)
+    lines = [
+        "{} {} HTTP/1.1".format(job.method, path),
+        "Host: " + host_header,
+        "User-Agent: " + USER_AGENT,
+        "Accept: */*",
+    ]
+    lines.extend("{}: {}".format(k, v) for k, v in job.headers.items())
+    if job.method in ("PUT", "POST"):
+        lines.append("Content-Length: 0")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+class StdlibTransport(Transport):
     """Where to connect (resolved once), and kept-alive sockets shared by every thread."""
 
-    def __init__(self, host: str, port: int, https: bool = False) -> None:
-        self.host = host
-        self.port = port
-        self.https = https
+    def __init__(self, base_url: str) -> None:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("not an http(s) URL: {!r}".format(base_url))
+        self.https = parts.scheme == "https"
+        self.host = parts.hostname
+        self.port = parts.port or (443 if self.https else 80)
+        host_text = "[{}]".format(self.host) if ":" in self.host else self.host
+        default_port = 443 if self.https else 80
+        self.host_header = (
+            host_text if self.port == default_port else "{}:{}".format(host_text, self.port)
+        )
+        self._address: Optional[Tuple[int, Any]] = None
         self._idle: List[socket.socket] = []
         self._lock = threading.Lock()
-        self._address: Optional[Tuple[int, Any]] = None
-        # The congestion window the last exchange ended with. The next one
-        # starts there, as TCP caches a route's window: a long-lived client's
-        # repeated small reads (a watcher's polls) then go out in one round.
-        self.window = float(INITIAL_WINDOW)
-        host_text = "[{}]".format(host) if ":" in host else host
-        default_port = 443 if https else 80
-        self.host_header = host_text if port == default_port else "{}:{}".format(host_text, port)
+        self._pid = os.getpid()
+
+    def __repr__(self) -> str:
+        scheme = "https" if self.https else "http"
+        return "StdlibTransport({}://{})".format(scheme, self.host_header)
 
     def describe(self) -> str:
         return host_port(self.host, self.port)
@@ -248,8 +299,34 @@ class Pool:
             "cannot reach IMDS at {}: {}".format(self.describe(), _why(exc, self.https))
         )
 
+    def engine(self, timeout: float) -> Engine:
+        """Many requests in flight from the calling thread (see ``Engine``)."""
+        return Engine(self, timeout)
+
+    def send(self, job: Job, timeout: float) -> Response:
+        engine = self.engine(timeout)
+        try:
+            engine.submit(job, time.monotonic())
+            finished: List[Done] = []
+            while not finished:
+                finished = engine.collect(None)
+        finally:
+            engine.close()
+        outcome = finished[0][1]
+        if isinstance(outcome, IMDSError):
+            raise outcome
+        return outcome
+
     def idle(self) -> Optional[socket.socket]:
         with self._lock:
+            if self._pid != os.getpid():
+                # A forked child (a Salt job, say) inherited the parent's idle
+                # sockets: using them would interleave both processes' answers.
+                # Closing the child's copies leaves the parent's connections up.
+                self._pid = os.getpid()
+                idle, self._idle = self._idle, []
+                for sock in idle:
+                    sock.close()
             return self._idle.pop() if self._idle else None
 
     def open(self) -> socket.socket:
@@ -279,7 +356,7 @@ class Pool:
 
     def release(self, sock: socket.socket) -> None:
         with self._lock:
-            if len(self._idle) < MAX_IDLE:
+            if self._pid == os.getpid() and len(self._idle) < MAX_IDLE:
                 self._idle.append(sock)
                 return
         sock.close()
@@ -289,128 +366,6 @@ class Pool:
             idle, self._idle = self._idle, []
         for sock in idle:
             sock.close()
-
-
-def _os_error(code: int) -> OSError:
-    import os
-
-    return OSError(code, os.strerror(code))
-
-
-def _why(exc: BaseException, https: bool) -> str:
-    """The cause of a failed connect, and what it most likely means, for one line."""
-    import ssl
-
-    if isinstance(exc, ssl.SSLError):
-        hint = "IMDS speaks plain HTTP: use an http:// endpoint" if https else NOT_REACHED_HINT
-        return "TLS handshake failed: {} ({})".format(exc.reason or type(exc).__name__, hint)
-    if isinstance(exc, socket.gaierror):
-        reason = "cannot resolve the host name: {}".format(exc.strerror or type(exc).__name__)
-    elif isinstance(exc, OSError):
-        reason = exc.strerror or type(exc).__name__
-    else:  # the IDNA codec refusing a host name, a port out of range
-        reason = "invalid host name or port: {}".format(str(exc).split("\n", 1)[0])
-    return "{} ({})".format(reason, NOT_REACHED_HINT)
-
-
-def _reason(exc: BaseException) -> str:
-    text = getattr(exc, "strerror", None) or str(exc)
-    return " ".join(str(text).split()) or type(exc).__name__
-
-
-# Path characters sent as they are: visible ASCII. Anything else (a space, a
-# line break, non-ASCII from a listing entry) is percent-encoded, so no name
-# IMDS lists can break the request line; '%' stays, for paths already quoted.
-_PATH_SAFE = "".join(chr(code) for code in range(0x21, 0x7F))
-_PATH_UNSAFE = re.compile(r"[^\x21-\x7e]")
-
-
-def encode(pool: Pool, job: Job) -> bytes:
-    path = job.path
-    if _PATH_UNSAFE.search(path):  # rare: spare every other request quote()'s cost
-        path = quote(path, safe=_PATH_SAFE)
-    lines = [
-        "{} {} HTTP/1.1".format(job.method, path),
-        "Host: " + pool.host_header,
-        "User-Agent: " + USER_AGENT,
-        "Accept: */*",
-    ]
-    lines.extend("{}: {}".format(k, v) for k, v in job.headers.items())
-    if job.method in ("PUT", "POST"):
-        lines.append("Content-Length: 0")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-
-class Window:
-    """How fast requests may go: TCP's congestion window, then a gap between sends.
-
-    The number in flight grows by one per clean answer up to the threshold
-    (slow start), then by one per window's worth. A sign of congestion halves
-    it. Once it is down to one, a sign sets a gap between sends instead (a
-    rate limit counts requests per second, and one request at a time can
-    still exceed it): the pace of the clean answers of the last second, a
-    little under, or double the gap when nothing came back clean; clean
-    answers close the gap again little by little. Signs count once per
-    episode: not from a request sent before the last cut, nor within a round
-    trip (at least ``EPISODE``) of it. A ``Retry-After`` holds every send
-    back that long.
-    """
-
-    def __init__(self, limit: int, start: float = INITIAL_WINDOW) -> None:
-        self.limit = max(1, limit)
-        self.size = float(max(1.0, min(start, self.limit)))
-        self.threshold = float(self.limit)
-        self.gap = 0.0
-        self.cut_at = -1.0
-        self.calm_at = 0.0
-        self.next_send = 0.0  # monotonic time the gap or a Retry-After allows
-        self.started = time.monotonic()
-        self.cleans: Deque[float] = deque()  # times of the clean answers of the last second
-
-    def allows(self, in_flight: int, now: float) -> bool:
-        return in_flight < int(self.size) and now >= self.next_send
-
-    def sent(self, now: float) -> None:
-        if self.gap:
-            self.next_send = max(self.next_send, now + self.gap)
-
-    def clean(self, now: float) -> None:
-        cleans = self.cleans
-        cleans.append(now)
-        while cleans[0] < now - 1.0:
-            cleans.popleft()
-        if self.gap:
-            # About 3% faster an answer: back to the pace before the cut
-            # after some twenty clean answers.
-            self.gap = 0.0 if self.gap < MIN_GAP else self.gap * 0.97
-            return
-        if self.size < self.threshold:
-            self.size += 1.0
-        else:
-            self.size += 1.0 / self.size
-        self.size = min(self.size, float(self.limit))
-
-    def congested(self, began: float, now: float, retry_after: Optional[float]) -> None:
-        if retry_after is not None:
-            self.next_send = max(self.next_send, now + retry_after)
-        if began < self.cut_at or now < self.calm_at:
-            return  # the same episode
-        self.cut_at = now
-        self.calm_at = now + max(EPISODE, now - began)
-        if self.size >= 2.0:
-            self.threshold = max(1.0, self.size / 2.0)
-            self.size = self.threshold
-            return
-        cleans = self.cleans
-        while cleans and cleans[0] < now - 1.0:
-            cleans.popleft()
-        if cleans:
-            span = max(0.05, min(1.0, now - self.started))
-            gap = 1.1 * span / len(cleans)
-        else:
-            gap = self.gap * 2.0
-        self.gap = min(MAX_GAP, max(MIN_GAP, gap))
-        self.next_send = max(self.next_send, now + self.gap)
 
 
 # Flight states: what the socket waits for.
@@ -442,183 +397,179 @@ class _InFlight:
         self.parser = _Parser(job.method)
 
 
-def exchange(
-    pool: Pool,
-    jobs: Iterable[Job],
-    timeout: float,
-    limit: int,
-    on_done: OnDone,
-    prepare: Optional[Prepare] = None,
-) -> None:
-    """Run ``jobs``, at most ``limit`` in flight (fewer while congested); ``on_done`` may add more.
+class Engine:
+    """Requests in flight on non-blocking sockets, driven from the scheduler's own thread.
 
-    Every job ends in exactly one ``on_done`` call, with a ``Response`` or an
-    ``IMDSError``. ``timeout`` covers one attempt: connect (however many SYNs
-    it takes), send and answer. A kept-alive socket found closed before any
-    answer is replaced by a fresh one, without counting as an outcome.
-    ``prepare(job)``, if given, runs just before each send.
+    ``submit`` starts a request (a connect that never blocks, or a kept-alive
+    socket); ``collect(wait)`` waits at most ``wait`` seconds for sockets to
+    be ready, moves each request on (connect, TLS handshake, send, receive)
+    and returns those that ended. ``timeout`` covers one attempt: connect
+    (however many SYNs it takes), send and answer. A kept-alive socket found
+    closed before any answer is replaced by a fresh one, without an outcome.
+    One thread, no locks: the GIL is never handed between threads, which
+    made a pool of blocking senders cost half as much CPU again per request.
     """
-    ready: Deque[Job] = deque()
-    later: List[Tuple[float, int, Job]] = []
-    order = 0
-    active: Dict[int, _InFlight] = {}
-    selector = selectors.DefaultSelector()
-    window = Window(limit, pool.window)
-    patience = min(CONNECT_PATIENCE, timeout / 2.0)
 
-    def enqueue(new: Iterable[Job], first: bool = False) -> None:
-        nonlocal order
-        now_ready = []
-        for job in new:
-            if job.not_before > time.monotonic():
-                order += 1
-                heapq.heappush(later, (job.not_before, order, job))
-            else:
-                now_ready.append(job)
-        if first:
-            ready.extendleft(reversed(now_ready))
-        else:
-            ready.extend(now_ready)
+    def __init__(self, transport: StdlibTransport, timeout: float) -> None:
+        self.transport = transport
+        self.timeout = timeout
+        self.patience = min(CONNECT_PATIENCE, timeout / 2.0)
+        self.selector = selectors.DefaultSelector()
+        self.active: Dict[int, _InFlight] = {}
+        self.finished: List[Done] = []
 
-    def finish(job: Job, outcome: Outcome) -> None:
-        # What an answer reveals goes ahead of the queue: dependent reads
-        # (a listing's entries) are the critical path of a gather.
-        enqueue(on_done(job, outcome), first=True)
-
-    def watch(flight: _InFlight, events: int) -> None:
-        fd = flight.sock.fileno()
-        if fd in active:
-            selector.modify(flight.sock, events, flight)
-        else:
-            active[fd] = flight
-            selector.register(flight.sock, events, flight)
-
-    def forget(flight: _InFlight) -> None:
-        fd = flight.sock.fileno()
-        if active.get(fd) is flight:
-            selector.unregister(flight.sock)
-            del active[fd]
-
-    def start(job: Job) -> None:
-        job.throttled = False
-        if prepare is not None:
-            try:
-                prepare(job)
-            except IMDSError as exc:
-                finish(job, exc)
-                return
-        now = time.monotonic()
-        window.sent(now)
-        flight = _InFlight(job, now, now + timeout)
-        flight.out = encode(pool, job)
-        sock = pool.idle()
+    def submit(self, job: Job, now: float) -> None:
+        flight = _InFlight(job, now, now + self.timeout)
+        flight.out = encode(self.transport.host_header, job)
+        sock = self.transport.idle()
         if sock is not None:
             flight.sock, flight.reused, flight.state = sock, True, _SENDING
-            send(flight)
+            self._send(flight)
         else:
-            connect(flight)
+            self._connect(flight)
 
-    def connect(flight: _InFlight) -> None:
+    def collect(self, wait: Optional[float]) -> List[Done]:
+        """Requests that ended, after at most ``wait`` seconds (``None``: until one does)."""
+        if not self.finished and self.active:
+            due = min(
+                min(f.connect_by, f.deadline) if f.state == _CONNECTING else f.deadline
+                for f in self.active.values()
+            )
+            until = due - time.monotonic()
+            wait = until if wait is None else min(wait, until)
+            for key, _events in self.selector.select(max(0.0, wait)):
+                woken: _InFlight = key.data
+                if self.active.get(woken.sock.fileno()) is woken:
+                    self._step(woken)
+            self._overdue(time.monotonic())
+        finished, self.finished = self.finished, []
+        return finished
+
+    def close(self) -> None:
+        for left in list(self.active.values()):
+            left.sock.close()
+        self.active.clear()
+        self.selector.close()
+
+    # -- one request's way ---------------------------------------------------
+
+    def _step(self, flight: _InFlight) -> None:
+        state = flight.state
+        if state == _CONNECTING:
+            self._connected(flight)
+        elif state == _HANDSHAKE:
+            self._handshake(flight)
+        elif state == _SENDING:
+            self._send(flight)
+        else:
+            self._receive(flight)
+
+    def _watch(self, flight: _InFlight, events: int) -> None:
+        fd = flight.sock.fileno()
+        if fd in self.active:
+            self.selector.modify(flight.sock, events, flight)
+        else:
+            self.active[fd] = flight
+            self.selector.register(flight.sock, events, flight)
+
+    def _forget(self, flight: _InFlight) -> None:
+        fd = flight.sock.fileno()
+        if self.active.get(fd) is flight:
+            self.selector.unregister(flight.sock)
+            del self.active[fd]
+
+    def _settle(self, flight: _InFlight, outcome: Optional[Outcome], keep: bool) -> None:
+        if flight.sock is not None:
+            self._forget(flight)
+            if keep:
+                self.transport.release(flight.sock)
+            else:
+                flight.sock.close()
+        if outcome is not None:
+            self.finished.append((flight.job, outcome, flight.began))
+
+    def _connect(self, flight: _InFlight) -> None:
         try:
-            flight.sock = pool.open()
+            flight.sock = self.transport.open()
         except IMDSError as exc:
-            finish(flight.job, exc)
+            flight.sock = None
+            self._settle(flight, exc, False)
             return
         flight.reused, flight.state = False, _CONNECTING
-        flight.connect_by = time.monotonic() + patience
-        watch(flight, selectors.EVENT_WRITE)
+        flight.connect_by = time.monotonic() + self.patience
+        self._watch(flight, selectors.EVENT_WRITE)
 
-    def connected(flight: _InFlight) -> None:
+    def _connected(self, flight: _InFlight) -> None:
+        transport = self.transport
         code = flight.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if code:
-            window.congested(flight.began, time.monotonic(), None)
-            settle(flight, pool.unreachable(_os_error(code)), False)
+            self._settle(flight, transport.unreachable(_os_error(code)), False)
             return
-        if pool.https:
+        if transport.https:
             import ssl
 
-            forget(flight)  # wrapping detaches the plain socket from its descriptor
+            self._forget(flight)  # wrapping detaches the plain socket from its descriptor
             try:
                 context = ssl.create_default_context()
                 tls = context.wrap_socket(
-                    flight.sock, server_hostname=pool.host, do_handshake_on_connect=False
+                    flight.sock, server_hostname=transport.host, do_handshake_on_connect=False
                 )
             except (OSError, ValueError) as exc:
-                settle(flight, pool.unreachable(exc), False)
+                self._settle(flight, transport.unreachable(exc), False)
                 return
             flight.sock, flight.state = tls, _HANDSHAKE
-            handshake(flight)
+            self._handshake(flight)
             return
         flight.state = _SENDING
-        send(flight)
+        self._send(flight)
 
-    def handshake(flight: _InFlight) -> None:
+    def _handshake(self, flight: _InFlight) -> None:
         import ssl
 
         try:
             flight.sock.do_handshake()
         except ssl.SSLWantReadError:
-            watch(flight, selectors.EVENT_READ)
+            self._watch(flight, selectors.EVENT_READ)
             return
         except ssl.SSLWantWriteError:
-            watch(flight, selectors.EVENT_WRITE)
+            self._watch(flight, selectors.EVENT_WRITE)
             return
         except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-            settle(flight, pool.unreachable(exc), False)
+            self._settle(flight, self.transport.unreachable(exc), False)
             return
         flight.state = _SENDING
-        send(flight)
+        self._send(flight)
 
-    def send(flight: _InFlight) -> None:
+    def _send(self, flight: _InFlight) -> None:
         try:
             sent = flight.sock.send(flight.out)
         except (BlockingIOError, InterruptedError):
             sent = 0
         except OSError as exc:
-            lost(flight, exc)
+            self._lost(flight, exc)
             return
         flight.out = flight.out[sent:]
         if flight.out:
-            watch(flight, selectors.EVENT_WRITE)
+            self._watch(flight, selectors.EVENT_WRITE)
             return
         flight.state = _RECEIVING
-        watch(flight, selectors.EVENT_READ)
+        self._watch(flight, selectors.EVENT_READ)
 
-    def lost(flight: _InFlight, exc: BaseException) -> None:
+    def _lost(self, flight: _InFlight, exc: BaseException) -> None:
         """The connection broke before or while the answer came."""
         if flight.reused and not flight.parser.started:
             # A kept-alive socket the service had closed: try a fresh one.
-            settle(flight, None, False)
-            pool.close()  # its idle siblings are as stale as it was
+            self._settle(flight, None, False)
+            self.transport.close()  # its idle siblings are as stale as it was
             flight.parser = _Parser(flight.job.method)
-            flight.out = encode(pool, flight.job)
-            connect(flight)
+            flight.out = encode(self.transport.host_header, flight.job)
+            self._connect(flight)
             return
         if not flight.parser.started:
-            # Cut before any answer on a fresh connection: a connection cap.
-            flight.job.throttled = True
-            window.congested(flight.began, time.monotonic(), None)
-        settle(flight, _broken(pool, flight.job, exc), False)
+            flight.job.throttled = True  # cut before any answer: a connection cap
+        self._settle(flight, self._failed("dropped the connection", flight, _reason(exc)), False)
 
-    def settle(flight: _InFlight, outcome: Optional[Outcome], keep: bool) -> None:
-        if flight.sock is not None:
-            forget(flight)
-            if keep:
-                pool.release(flight.sock)
-            else:
-                flight.sock.close()
-        if outcome is not None:
-            finish(flight.job, outcome)
-
-    def answered(flight: _InFlight, response: Response, keep: bool) -> None:
-        if response.status in THROTTLE_STATUSES:
-            pause = retry_after(response.headers.get("retry-after"))
-            window.congested(flight.began, time.monotonic(), pause)
-        elif response.status < 500:
-            window.clean(time.monotonic())
-        settle(flight, response, keep)
-
-    def receive(flight: _InFlight) -> None:
+    def _receive(self, flight: _InFlight) -> None:
         sock = flight.sock
         try:
             data = sock.recv(65536)
@@ -629,122 +580,78 @@ def exchange(
         except OSError as exc:
             if type(exc).__name__ in ("SSLWantReadError", "SSLWantWriteError"):
                 return
-            lost(flight, exc)
+            self._lost(flight, exc)
             return
+        parser = flight.parser
         try:
             if not data:
-                if flight.reused and not flight.parser.started:
-                    lost(flight, ConnectionResetError(errno.ECONNRESET, "closed"))
+                if flight.reused and not parser.started:
+                    self._lost(flight, ConnectionResetError(errno.ECONNRESET, "closed"))
                     return
-                answered(flight, flight.parser.eof(), False)
+                self._settle(flight, parser.eof(), False)
                 return
-            response = flight.parser.feed(data)
+            response = parser.feed(data)
         except _Malformed as exc:
-            if not str(exc) and not flight.parser.started:
-                lost(flight, ConnectionResetError(errno.ECONNRESET, "connection closed"))
+            if not str(exc) and not parser.started:
+                self._lost(flight, ConnectionResetError(errno.ECONNRESET, "connection closed"))
                 return
-            settle(flight, _garbled(pool, flight.job, str(exc)), False)
+            why = str(exc) or "connection closed"
+            self._settle(flight, self._failed("sent an unusable answer", flight, why), False)
             return
         if response is not None:
-            answered(flight, response, flight.parser.keep_alive)
+            self._settle(flight, response, parser.keep_alive)
 
-    def ready_to(flight: _InFlight) -> None:
-        state = flight.state
-        if state == _CONNECTING:
-            connected(flight)
-        elif state == _HANDSHAKE:
-            handshake(flight)
-        elif state == _SENDING:
-            send(flight)
-        else:
-            receive(flight)
-
-    def overdue(now: float) -> None:
-        for flight in list(active.values()):
+    def _overdue(self, now: float) -> None:
+        for flight in list(self.active.values()):
             if flight.deadline <= now:
-                window.congested(flight.began, now, None)
-                settle(flight, _timed_out(pool, flight, timeout), False)
+                self._settle(flight, self._timed_out(flight), False)
             elif flight.state == _CONNECTING and flight.connect_by <= now:
-                # A dropped SYN: cut, tell the window, send a fresh SYN at once
-                # (same attempt, same deadline).
-                window.congested(flight.began, now, None)
-                settle(flight, None, False)
-                connect(flight)
+                # A dropped SYN: a fresh one now, same attempt, same deadline.
+                flight.job.resent += 1
+                self._settle(flight, None, False)
+                self._connect(flight)
 
-    try:
-        enqueue(jobs)
-        while ready or later or active:
-            now = time.monotonic()
-            while later and later[0][0] <= now:
-                ready.append(heapq.heappop(later)[2])
-            while ready and window.allows(len(active), now):
-                start(ready.popleft())
-                now = time.monotonic()
-            wake = now + 3600.0
-            if active:
-                wake = min(
-                    min(f.deadline for f in active.values()),
-                    min(
-                        (f.connect_by for f in active.values() if f.state == _CONNECTING),
-                        default=wake,
-                    ),
-                )
-            if later:
-                wake = min(wake, later[0][0])
-            if ready and len(active) < int(window.size):
-                wake = min(wake, window.next_send)
-            if not active:
-                if ready or later:  # else the last outcome came without a socket: done
-                    time.sleep(max(0.0, wake - time.monotonic()))
-                continue
-            for key, _events in selector.select(max(0.0, wake - time.monotonic())):
-                woken: _InFlight = key.data
-                if active.get(woken.sock.fileno()) is woken:
-                    ready_to(woken)
-            overdue(time.monotonic())
-    finally:
-        pool.window = window.size
-        for left in list(active.values()):
-            left.sock.close()
-        selector.close()
-
-
-def retry_after(value: Optional[str]) -> Optional[float]:
-    """``Retry-After`` in seconds (delta form; an HTTP date is taken as 1 s), at most 60."""
-    if value is None:
-        return None
-    value = value.strip()
-    if _DIGITS.match(value):
-        return min(60.0, float(int(value)))
-    return 1.0 if value else None
-
-
-def _broken(pool: Pool, job: Job, exc: BaseException) -> IMDSError:
-    return IMDSUnavailableError(
-        "IMDS at {} dropped the connection ({} {}): {}".format(
-            pool.describe(), job.method, job.path, _reason(exc)
-        )
-    )
-
-
-def _garbled(pool: Pool, job: Job, why: str) -> IMDSError:
-    return IMDSUnavailableError(
-        "IMDS at {} sent an unusable answer ({} {}): {}".format(
-            pool.describe(), job.method, job.path, why or "connection closed"
-        )
-    )
-
-
-def _timed_out(pool: Pool, flight: _InFlight, timeout: float) -> IMDSError:
-    job = flight.job
-    if flight.state == _CONNECTING:
-        return IMDSTimeoutError(
-            "could not connect to IMDS at {} within {:g}s ({} {})".format(
-                pool.describe(), timeout, job.method, job.path
+    def _failed(self, what: str, flight: _InFlight, why: str) -> IMDSError:
+        job = flight.job
+        return IMDSUnavailableError(
+            "IMDS at {} {} ({} {}): {}".format(
+                self.transport.describe(), what, job.method, job.path, why
             )
         )
-    return IMDSTimeoutError(
-        "no answer from IMDS at {} within {:g}s ({} {})".format(
-            pool.describe(), timeout, job.method, job.path
+
+    def _timed_out(self, flight: _InFlight) -> IMDSError:
+        job = flight.job
+        what = "could not connect to" if flight.state == _CONNECTING else "no answer from"
+        return IMDSTimeoutError(
+            "{} IMDS at {} within {:g}s ({} {})".format(
+                what, self.transport.describe(), self.timeout, job.method, job.path
+            )
         )
-    )
+
+
+def _os_error(code: int) -> OSError:
+    return OSError(code, os.strerror(code))
+
+
+def _why(exc: BaseException, https: bool) -> str:
+    """The cause of a failed connect, and what it most likely means, for one line."""
+    import ssl
+
+    if isinstance(exc, ssl.SSLError):
+        hint = "IMDS speaks plain HTTP: use an http:// endpoint" if https else NOT_REACHED_HINT
+        return "TLS handshake failed: {} ({})".format(exc.reason or type(exc).__name__, hint)
+    if isinstance(exc, socket.gaierror):
+        reason = "cannot resolve the host name: {}".format(exc.strerror or type(exc).__name__)
+    elif isinstance(exc, OSError):
+        reason = exc.strerror or str(exc) or type(exc).__name__
+    else:  # the IDNA codec refusing a host name, a port out of range
+        reason = "invalid host name or port: {}".format(str(exc).split("\n", 1)[0])
+    return "{} ({})".format(reason, NOT_REACHED_HINT)
+
+
+def _reason(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or str(exc)
+    return " ".join(str(text).split()) or type(exc).__name__
+
+
+__all__ = ["Engine", "Job", "Response", "StdlibTransport", "Transport"]

@@ -1,8 +1,10 @@
 """The IMDSv2 protocol: token, retries, deadline, errors, transports.
 
 Unit tests use ``responses`` with a ``requests.Session`` (the client's own
-logic); integration tests speak real HTTP to the simulator on loopback with
-the default standard-library transport.
+logic); the session's requests go through the scheduler every read goes
+through (``IMDSClient._run``: the queue, token stamping, the congestion
+window, retries and their quota), each sent on a worker thread. Integration tests speak real HTTP
+to the simulator on loopback with the default standard-library transport.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import requests
 import responses
 
 import ec2_metadata_core.client as client_module
-import ec2_metadata_core.transport as transport_module
 from ec2_metadata_core import (
     EC2Metadata,
     IMDSClient,
@@ -38,7 +39,7 @@ from ec2_metadata_core import (
 )
 from ec2_metadata_core.client import busy_tries
 from ec2_metadata_core.simulator import Simulator
-from ec2_metadata_core.transport import Response, StdlibTransport, Transport
+from ec2_metadata_core.wire import Job, Response, StdlibTransport, Transport
 
 # responses intercepts before any socket; a loopback URL keeps even a
 # misconfigured mock on this machine.
@@ -54,13 +55,33 @@ def mock() -> Iterator[responses.RequestsMock]:
         yield rsps
 
 
+class SkippingClock:
+    """The client's clock: real time, plus every pause it took, which is recorded, not slept.
+
+    Real time still runs (the scheduler waits for its worker threads in real
+    time), so a recorded pause is the back-off less the moments since it was
+    chosen: compare with some tolerance.
+    """
+
+    def __init__(self) -> None:
+        self.pauses: List[float] = []
+        self.skipped = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.skipped
+
+    def sleep(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+        self.skipped += max(0.0, seconds)
+
+
 @pytest.fixture
 def no_sleep(monkeypatch: pytest.MonkeyPatch) -> List[float]:
     """Record back-off pauses instead of sleeping; jitter pinned to its ceiling."""
-    pauses: List[float] = []
+    clock = SkippingClock()
     monkeypatch.setattr(random, "uniform", lambda low, high: high)
-    monkeypatch.setattr(client_module.time, "sleep", pauses.append)
-    return pauses
+    monkeypatch.setattr(client_module, "time", clock)
+    return clock.pauses
 
 
 def add_token(mock: responses.RequestsMock, token: str = "tok-1", ttl: int = 21600) -> None:
@@ -179,7 +200,7 @@ def test_back_off_grows_exponentially_up_to_the_attempt_limit(
         metadata.instance_id  # noqa: B018
     assert len([c for c in mock.calls if c.request.method == "GET"]) == 6
     # full jitter pinned to its ceiling: 0.05 * 2**n, capped at one second
-    assert no_sleep == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.0], abs=0.01)
+    assert no_sleep == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.0], abs=0.05)
 
 
 def test_a_busy_service_gets_more_tries_and_its_retry_after(
@@ -194,13 +215,61 @@ def test_a_busy_service_gets_more_tries_and_its_retry_after(
         status=503,
         headers={"Retry-After": "2"},
     )
-    metadata, _ = session_metadata(attempts=2)
+    # The deadline, 2 x (5 s + 1 s), leaves room for every try 2 s apart.
+    metadata, _ = session_metadata(attempts=2, timeout=5)
     with pytest.raises(IMDSHTTPError) as caught:
         metadata.instance_id  # noqa: B018
     assert caught.value.status == 503
     tries = len([c for c in mock.calls if c.request.method == "GET"])
     assert tries == busy_tries(2) > 2
-    assert no_sleep == pytest.approx([2.0] * (tries - 1), abs=0.01)
+    assert no_sleep == pytest.approx([2.0] * (tries - 1), abs=0.05)
+
+
+def test_a_pass_runs_requests_at_once_up_to_max_concurrency(
+    mock: responses.RequestsMock,
+) -> None:
+    # The session's requests go through the same scheduler as the default
+    # transport's: several in flight on its worker threads, never more than
+    # max_concurrency.
+    add_token(mock)
+    lock = threading.Lock()
+    in_flight = [0]
+    most = [0]
+
+    def answer(request: requests.PreparedRequest) -> Tuple[int, Dict[str, str], str]:
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        time.sleep(0.05)  # long enough for the others to leave meanwhile
+        with lock:
+            in_flight[0] -= 1
+        return 200, {}, str(request.url).rsplit("/", 1)[-1]
+
+    paths = ["meta-data/p{}".format(index) for index in range(12)]
+    for path in paths:
+        mock.add_callback(responses.GET, URL + "/latest/" + path, callback=answer)
+    client = IMDSClient(requests.Session(), endpoint=URL, max_concurrency=3)
+    got = client.fetch(paths)
+    assert got == {path: path.rsplit("/", 1)[-1].encode() for path in paths}
+    assert 2 <= most[0] <= 3
+
+
+def test_retries_of_a_pass_share_one_quota(
+    mock: responses.RequestsMock, no_sleep: List[float]
+) -> None:
+    # Each request alone could try busy_tries(10) = 46 times; the pass may
+    # spend RETRY_QUOTA + RETRY_SHARE per request in all (the SDKs' retry quota).
+    add_token(mock)
+    paths = ["meta-data/a", "meta-data/b", "meta-data/c"]
+    for path in paths:
+        mock.add(responses.GET, URL + "/latest/" + path, status=500)
+    client = IMDSClient(requests.Session(), endpoint=URL, attempts=10, timeout=60)
+    got = client.fetch(paths)
+    assert all(isinstance(got[path], IMDSHTTPError) for path in paths)
+    gets = len([c for c in mock.calls if c.request.method == "GET"])
+    retries = client_module.RETRY_QUOTA + client_module.RETRY_SHARE * len(paths)
+    assert retries < len(paths) * (busy_tries(10) - 1)
+    assert gets == len(paths) + retries
 
 
 def test_non_retryable_statuses_fail_at_once(mock: responses.RequestsMock) -> None:
@@ -296,8 +365,8 @@ class SlowTransport(Transport):
         self.cost = cost
         self.gets = 0
 
-    def request(self, method: str, path: str, headers: Dict[str, str], timeout: float) -> Response:
-        if method == "PUT":
+    def send(self, job: Job, timeout: float) -> Response:
+        if job.method == "PUT":
             return Response(200, {TTL_HEADER.lower(): "21600"}, b"tok")
         self.gets += 1
         self.clock.now += self.cost
@@ -308,7 +377,6 @@ class SlowTransport(Transport):
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     fake = FakeClock()
     monkeypatch.setattr(client_module, "time", fake)
-    monkeypatch.setattr(transport_module, "time", fake)
     monkeypatch.setattr(random, "uniform", lambda low, high: high)
     return fake
 

@@ -9,6 +9,7 @@ tests speak real HTTP to the simulator on loopback.
 
 from __future__ import annotations
 
+import logging
 from typing import Iterator, Type
 
 import pytest
@@ -28,6 +29,7 @@ from ec2_metadata_core import (
     TokenError,
 )
 from ec2_metadata_core.simulator import Fault, Simulator
+from ec2_metadata_core.snapshot import snapshot
 
 URL = "http://127.0.0.1:9"  # responses intercepts before any socket
 TOKEN_URL = URL + "/latest/api/token"
@@ -217,3 +219,14 @@ def test_pool_manager_tags_off_and_refused_port(sim: Simulator) -> None:
 def test_session_and_pool_manager_together_are_refused() -> None:
     with pytest.raises(ConfigError, match="not both"):
         EC2Metadata(requests.Session(), pool_manager=urllib3.PoolManager())
+
+
+def test_a_callers_urllib3_pool_gets_no_more_at_once_than_it_keeps(
+    imds_simulator: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A PoolManager keeps one connection per host: more requests at once and
+    # urllib3 warns "Connection pool is full, discarding connection" for each.
+    with caplog.at_level(logging.WARNING, logger="urllib3"):
+        facts = snapshot(EC2Metadata(urllib3.PoolManager(), endpoint=imds_simulator.url))
+    assert facts["region"] == "eu-central-1"
+    assert not [r for r in caplog.records if "pool is full" in r.getMessage()]

@@ -41,6 +41,7 @@ from ec2_metadata_core import (
     SpotInstanceAction,
     cli,
 )
+from ec2_metadata_core.compat import RequestsTransport
 from ec2_metadata_core.flat import flatten, to_env
 from ec2_metadata_core.sensitive import (
     SECRET_KEYS,
@@ -50,7 +51,7 @@ from ec2_metadata_core.sensitive import (
 )
 from ec2_metadata_core.simulator import Simulator
 from ec2_metadata_core.snapshot import snapshot, snapshot_keys
-from ec2_metadata_core.transport import RequestsTransport, StdlibTransport
+from ec2_metadata_core.wire import Job, StdlibTransport
 from saltext.imds_ec2 import ec2 as grains_impl
 
 ROLE_CREDENTIALS = "/latest/meta-data/iam/security-credentials/web-app-role"
@@ -334,8 +335,8 @@ def test_library_logs_errors_and_reprs_hold_no_secret(
     assert isinstance(notice, SpotInstanceAction)
     assert all(isinstance(i, NetworkInterface) for i in interfaces)
     assert all(isinstance(k, PublicKey) for k in keys)
-    token_answer = client.transport.request(
-        "PUT", "/latest/api/token", {"X-aws-ec2-metadata-token-ttl-seconds": "60"}, 1.0
+    token_answer = client.transport.send(
+        Job(None, "PUT", "/latest/api/token", {"X-aws-ec2-metadata-token-ttl-seconds": "60"}), 1.0
     )
     assert token_answer.body.decode() in issued_tokens(sim)  # a Response holding a token
     things: List[Any] = [
