@@ -8,9 +8,10 @@ call ``clear_all()`` to refetch), computed once however many threads ask.
 
 Each metadata attribute declares what it reads (see "declarations" below):
 ``ec2_metadata.region`` is the identity document's ``region``, read through
-``_read`` -> ``IMDSClient.get`` (``client.py``) -> the transport. The same
-declarations give the snapshot its keys and its one pipelined gather plan
-(``plan.py``).
+``_read`` -> ``IMDSClient.get`` and its scheduler (``client.py``) -> the
+standard-library transport (``wire.py``, or ``compat.py`` on a caller's
+``requests``/urllib3). The same declarations give the snapshot its keys and
+its one pipelined gather plan (``plan.py``).
 """
 
 from __future__ import annotations
