@@ -57,7 +57,7 @@ from .errors import (
     TokenError,
     TokenTimeoutError,
 )
-from .wire import Done, Engine, Job, Outcome, Response, StdlibTransport, Transport
+from .wire import DIGITS, Done, Engine, Job, Outcome, Response, StdlibTransport, Transport
 
 if TYPE_CHECKING:  # pragma: no cover
     import requests
@@ -114,7 +114,6 @@ MIN_GAP = 0.002
 MAX_GAP = 0.02
 # Statuses that mean "too much, slow down".
 THROTTLE_STATUSES = frozenset((429, 503))
-_DIGITS = re.compile(r"[0-9]{1,16}\Z")
 
 
 def retry_after(value: Optional[str]) -> Optional[float]:
@@ -122,7 +121,7 @@ def retry_after(value: Optional[str]) -> Optional[float]:
     if value is None:
         return None
     value = value.strip()
-    if _DIGITS.match(value):
+    if DIGITS.match(value):
         return min(60.0, float(int(value)))
     return 1.0 if value else None
 

@@ -101,7 +101,7 @@ class Job:
 # Strict forms: str.isdigit() and int() accept more than HTTP allows
 # (superscript digits, signs, underscores, spaces).
 _STATUS = re.compile(r"[1-9][0-9]{2}\Z")
-_DIGITS = re.compile(r"[0-9]{1,16}\Z")
+DIGITS = re.compile(r"[0-9]{1,16}\Z")  # also Retry-After (client.py)
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}\Z")
 
 
@@ -166,7 +166,7 @@ class _Parser:
             self._chunked = True
         elif "content-length" in headers:
             length = headers["content-length"]
-            if not _DIGITS.match(length):
+            if not DIGITS.match(length):
                 raise _Malformed("bad Content-Length")
             self._length = int(length)
             if self._length > MAX_BODY:
