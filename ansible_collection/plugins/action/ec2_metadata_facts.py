@@ -1,5 +1,7 @@
 # Copyright: ec2-metadata-core contributors
-# MIT License (see LICENSE in the project repository)
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt
+# or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Runs the module, and censors its result when it holds credentials or user data.
 
 A module cannot mark its own result ``no_log`` (Ansible strips internal keys

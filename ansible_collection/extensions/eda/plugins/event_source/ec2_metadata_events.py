@@ -1,3 +1,7 @@
+# Copyright: ec2-metadata-core contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt
+# or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Event-Driven Ansible source: EC2 instance notices from IMDS, one event per new notice.
 
 ansible-rulebook runs this file by path (``runpy.run_path``), outside Ansible's
