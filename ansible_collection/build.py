@@ -7,9 +7,13 @@ source), following the package's relative imports from ``snapshot.py``, ``presen
 package ``__init__.py``. Ansible's payload builder follows relative imports
 inside module_utils, so no line is rewritten.
 
-The version comes from pyproject.toml (the project's one version); the build
-writes it into the staged ``galaxy.yml``, whose other fields come from the
-repository root's ``galaxy.yml``.
+The version and the addresses (``repository``, ``documentation``, ``issues``,
+``homepage``) come from pyproject.toml, the project's one place for them; the
+build writes them into the staged ``galaxy.yml``, whose other fields come from
+the repository root's ``galaxy.yml``. The build also ships the project's
+changelog (``changelogs/changelog.yaml``, kept with antsibull-changelog, and
+``CHANGELOG.md``) and, beside the plugins' GPL-3.0-or-later text in
+``LICENSES/``, the MIT licence of the client it copies in.
 
 The staged tree ends in ``ansible_collections/imds/ec2`` so ansible-test can
 run in it; ``ansible-galaxy collection build`` turns it into
@@ -20,13 +24,14 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Set
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -43,20 +48,64 @@ class BuildError(Exception):
     """The build cannot go on; the message says why."""
 
 
-def project_version(pyproject: Path = ROOT / "pyproject.toml") -> str:
-    """``[project] version`` from pyproject.toml."""
+# galaxy.yml field <- pyproject.toml [project.urls] key.
+GALAXY_URLS = (
+    ("repository", "Repository"),
+    ("documentation", "Documentation"),
+    ("homepage", "Homepage"),
+    ("issues", "Issues"),
+)
+# Shipped from the repository root: where in the collection <- where in the repository.
+FROM_ROOT = (
+    ("changelogs/changelog.yaml", "changelogs/changelog.yaml"),
+    ("changelogs/config.yaml", "changelogs/config.yaml"),
+    ("CHANGELOG.md", "CHANGELOG.md"),
+    ("LICENSES/MIT.txt", "LICENSE"),
+)
+
+
+def _project_table(pyproject: Path) -> Dict[str, Any]:
     text = pyproject.read_text(encoding="utf-8")
     try:
         import tomllib
-    except ImportError:  # Python < 3.11: the one line we need is simple
-        match = re.search(r'^\[project\][^\[]*?^version\s*=\s*"([^"]+)"', text, re.M | re.S)
-        if match is None:
-            raise BuildError("no [project] version in {}".format(pyproject)) from None
-        return match.group(1)
-    version = tomllib.loads(text).get("project", {}).get("version")
+    except ImportError:  # Python < 3.11: the lines we need are simple
+        return _project_lines(text)
+    table = tomllib.loads(text).get("project", {})
+    return table if isinstance(table, dict) else {}
+
+
+def _project_lines(text: str) -> Dict[str, Any]:
+    """``version`` and ``urls`` of pyproject.toml's text, read without a TOML parser."""
+    table: Dict[str, Any] = {"urls": {}}
+    section = ""
+    for line in text.splitlines():
+        header = re.match(r"\[([\w.]+)\]\s*$", line)
+        if header:
+            section = header.group(1)
+            continue
+        pair = re.match(r'([\w"-]+)\s*=\s*"([^"]*)"\s*$', line)
+        if pair and section == "project" and pair.group(1) == "version":
+            table["version"] = pair.group(2)
+        elif pair and section == "project.urls":
+            table["urls"][pair.group(1).strip('"')] = pair.group(2)
+    return table
+
+
+def project_version(pyproject: Path = ROOT / "pyproject.toml") -> str:
+    """``[project] version`` from pyproject.toml."""
+    version = _project_table(pyproject).get("version")
     if not isinstance(version, str):
         raise BuildError("no [project] version in {}".format(pyproject))
     return version
+
+
+def project_urls(pyproject: Path = ROOT / "pyproject.toml") -> Dict[str, str]:
+    """galaxy.yml's address fields, from pyproject.toml's ``[project.urls]``."""
+    urls = _project_table(pyproject).get("urls") or {}
+    missing = [key for _, key in GALAXY_URLS if not isinstance(urls.get(key), str)]
+    if missing:
+        raise BuildError("no {} in [project.urls] of {}".format(missing[0], pyproject))
+    return {field: urls[key] for field, key in GALAXY_URLS}
 
 
 def relative_imports(source: Path) -> Set[str]:
@@ -109,14 +158,19 @@ def _copy_tree(src: Path, dst: Path) -> None:
             shutil.copy2(entry, target)
 
 
-def staged_galaxy_yml(template: str, version: str) -> str:
-    """The root galaxy.yml with ``version`` added after ``name``."""
-    if re.search(r"^version\s*:", template, re.M):
-        raise BuildError("galaxy.yml must not set version: it comes from pyproject.toml")
+def staged_galaxy_yml(template: str, version: str, urls: Optional[Mapping[str, str]] = None) -> str:
+    """The root galaxy.yml with ``version`` added after ``name``, the addresses at the end."""
+    urls = project_urls() if urls is None else urls
+    for field in ["version", *urls]:
+        if re.search(r"^{}\s*:".format(field), template, re.M):
+            raise BuildError(
+                "galaxy.yml must not set {}: it comes from pyproject.toml".format(field)
+            )
     lines = template.splitlines()
     for index, line in enumerate(lines):
         if re.match(r"name\s*:", line):
             lines.insert(index + 1, "version: {}".format(version))
+            lines.extend("{}: {}".format(field, json.dumps(url)) for field, url in urls.items())
             return "\n".join(lines) + "\n"
     raise BuildError("galaxy.yml has no top-level name")
 
@@ -132,6 +186,11 @@ def stage(destination: Path, version: Optional[str] = None) -> Path:
     _copy_tree(HERE, destination)
     template = (ROOT / "galaxy.yml").read_text(encoding="utf-8")
     (destination / "galaxy.yml").write_text(staged_galaxy_yml(template, version), encoding="utf-8")
+    for shipped, source in FROM_ROOT:
+        if not (ROOT / source).is_file():
+            raise BuildError("{} is missing: the collection ships it".format(ROOT / source))
+        (destination / shipped).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ROOT / source, destination / shipped)
     module_utils = destination / "plugins" / "module_utils"
     module_utils.mkdir(parents=True, exist_ok=True)
     for name in core_closure():

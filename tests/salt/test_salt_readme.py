@@ -119,7 +119,8 @@ def test_targeting_and_grains_get_lines(on_ec2: Minion) -> None:
 
 
 def test_install_lines_name_this_package() -> None:
-    project = re.search(r'(?m)^name = "([^"]+)"', (REPO / "pyproject.toml").read_text())
+    pyproject = REPO / "packaging" / "saltext" / "pyproject.toml"
+    project = re.search(r'(?m)^name = "([^"]+)"', pyproject.read_text())
     assert project is not None
     for block in filter(is_install, blocks()):
         for words in commands(block):
