@@ -42,7 +42,8 @@ FORMATS = ("json", "yaml", "flat", "env")
 
 _EPILOG = """\
 exit status: 0 ok, 1 IMDS could not be read or the output not written,
-2 bad usage or settings, 3 'get' of a value absent on this instance.
+2 bad usage or settings, 3 'get' of a value absent on this instance
+('imds get', as ec2-metadata 3.0's, prints an empty line and exits 0).
 settings: AWS_EC2_METADATA_SERVICE_ENDPOINT, AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE,
 AWS_EC2_METADATA_DISABLED, AWS_EC2_METADATA_V1_DISABLED, AWS_METADATA_SERVICE_TIMEOUT
 and AWS_METADATA_SERVICE_NUM_ATTEMPTS are honoured; options win over them.
@@ -318,6 +319,57 @@ def _unknown(name: str, names: Sequence[str]) -> str:
     return "unknown name {!r}{} ('dump' shows every name)".format(name, hint)
 
 
+# -- imds: ec2-metadata 3.0's command line ------------------------------------------
+
+
+def _imds_options(parser: argparse.ArgumentParser) -> None:
+    verbs = parser.add_subparsers(dest="imds_command", metavar="get|json", required=True)
+    one = verbs.add_parser("get", help="print one value; an absent one prints an empty line")
+    one.add_argument("name")
+    one.add_argument("-n", dest="newline", action="store_false", help="no newline after it")
+    many = verbs.add_parser("json", help="print the values named as one JSON object")
+    many.add_argument("names", nargs="+", metavar="name")
+
+
+def _imds(metadata: EC2Metadata, args: argparse.Namespace) -> int:
+    """ec2-metadata 3.0's ``imds get NAME [-n]`` and ``imds json NAMES...``, output for output.
+
+    As there, a value the instance does not have is an empty line (``get``) or
+    ``null`` (``json``) and exit 0, names keep the spelling given, and ``json``
+    is indented by 2 in the order asked. Unlike there, a failure is one line
+    and exit 1 (3.0: a traceback), and mappings and lists print as JSON (3.0:
+    Python's repr); naming a secret or the user data is asking for it.
+    """
+    from .snapshot import SECRET_KEYS, USER_DATA_KEY, snapshot, snapshot_keys
+
+    names: List[str] = [args.name] if args.imds_command == "get" else args.names
+    valid = snapshot_keys(True, True)
+    keys = [name.replace("-", "_") for name in names]
+    for name, key in zip(names, keys):
+        if key not in valid:
+            raise UsageError(_unknown(name, valid))
+    if args.imds_command == "get" and keys[0] == USER_DATA_KEY:
+        _emit((metadata.user_data or b"") + (b"\n" if args.newline else b""))
+        return 0
+    data = snapshot(
+        metadata,
+        keys=keys,
+        include_secrets=bool(SECRET_KEYS.intersection(keys)),
+        include_user_data=USER_DATA_KEY in keys,
+    )
+    if args.imds_command == "json":
+        out = json.dumps({name: data[key] for name, key in zip(names, keys)}, indent=2) + "\n"
+    else:
+        value = data[keys[0]]
+        if value is None or isinstance(value, (str, int, float)):
+            out = "" if value is None else str(value)
+        else:
+            out = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+        out += "\n" if args.newline else ""
+    _emit(out.encode("utf-8"))
+    return 0
+
+
 COMMANDS: Dict[str, Command] = {
     "dump": Command(
         "print the whole instance (the snapshot)",
@@ -337,6 +389,16 @@ COMMANDS: Dict[str, Command] = {
         _get,
     ),
     "watch": Command(watch_cli.HELP, watch_cli.DESCRIPTION, watch_cli.add_options, watch_cli.run),
+    "imds": Command(
+        "ec2-metadata 3.0's 'imds get NAME' and 'imds json NAMES...'",
+        "The command line of the ec2-metadata library 3.0 (its 'imds' script), under this "
+        "program's name so it cannot clash with an installed 'imds': 'imds get NAME [-n]' "
+        "prints one value, 'imds json NAME...' the values named as a JSON object. As "
+        "there, an absent value prints an empty line (get) or null (json) and exits 0; a "
+        "failure exits 1 with one line. NAME is an attribute name (snake or kebab case).",
+        _imds_options,
+        _imds,
+    ),
 }
 
 
