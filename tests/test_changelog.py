@@ -3,7 +3,7 @@
 The library, the Salt extension and the collection share one version, so
 they share one changelog: fragments in ``changelogs/fragments/``, folded into
 ``changelogs/changelog.yaml`` and ``CHANGELOG.md`` by ``antsibull-changelog
-release`` (docs/releasing.md). Every artifact ships it.
+release`` (docs/publishing.md). Every artifact ships it.
 """
 
 from __future__ import annotations
