@@ -22,7 +22,7 @@ import tarfile
 import zipfile
 from email.message import Message
 from pathlib import Path
-from typing import Dict, List, NamedTuple
+from typing import Dict, List, NamedTuple, Optional
 
 import pytest
 
@@ -49,6 +49,12 @@ def metadata(text: str) -> Message:
     return email.parser.Parser().parsestr(text)
 
 
+def run(
+    command: List[str], env: Optional[Dict[str, str]] = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+
+
 @pytest.fixture(scope="module")
 def dists(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Dist]:
     out = tmp_path_factory.mktemp("dists")
@@ -60,19 +66,17 @@ def dists(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Dist]:
     for name, folder in SOURCES.items():
         target = out / name
         command = [sys.executable, "-m", "build", "--no-isolation", "-o", str(target)]
-        result = subprocess.run(
-            [*command, str(source / folder)],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=300,
-            check=False,
-        )
+        result = run([*command, str(source / folder)], env)
         assert result.returncode == 0, result.stdout + result.stderr
         (sdist,) = target.glob("*.tar.gz")
         (wheel,) = target.glob("*.whl")
         built[name] = Dist(sdist, wheel, result.stdout + result.stderr)
     return built
+
+
+def tool(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """A gate of the venv (twine, check-wheel-contents) run on the built files."""
+    return run([str(BIN / name), *args])
 
 
 def wheel_names(dist: Dist) -> List[str]:
@@ -104,26 +108,13 @@ def test_builds_without_a_warning(dists: Dict[str, Dist], name: str) -> None:
 
 def test_twine_check_passes_for_every_file(dists: Dict[str, Dist]) -> None:
     files = [str(path) for dist in dists.values() for path in (dist.sdist, dist.wheel)]
-    result = subprocess.run(
-        [str(BIN / "twine"), "check", "--strict", *files],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = tool("twine", "check", "--strict", *files)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("PASSED") == 4
 
 
 def test_check_wheel_contents_passes_for_both_wheels(dists: Dict[str, Dist]) -> None:
-    wheels = [str(dist.wheel) for dist in dists.values()]
-    result = subprocess.run(
-        [str(BIN / "check-wheel-contents"), *wheels],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = tool("check-wheel-contents", *(str(dist.wheel) for dist in dists.values()))
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count(": OK") == 2
 
@@ -218,14 +209,7 @@ def test_salt_pip_install_from_the_wheels(dists: Dict[str, Dist], tmp_path: Path
     command = [sys.executable, "-m", "pip", "install", "--no-index", "--disable-pip-version-check"]
     command += [arg for link in links for arg in ("--find-links", link)]
     env = dict(os.environ, PYTHONPATH=str(extras))
-    result = subprocess.run(
-        [*command, SALTEXT, "--target={}".format(extras)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
+    result = run([*command, SALTEXT, "--target={}".format(extras)], env)
     assert result.returncode == 0, result.stdout + result.stderr
     probe = (
         "import sys; sys.path.insert(0, sys.argv[1])\n"
