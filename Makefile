@@ -62,4 +62,4 @@ lock:
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^ec2-metadata-core' > requirements/constraints.txt
 
 clean:
-	rm -rf build dist .mypy_cache .ruff_cache
+	rm -rf build dist .mypy_cache .ruff_cache packaging/saltext/build packaging/saltext/src/*.egg-info
