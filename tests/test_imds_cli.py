@@ -3,8 +3,9 @@
 Both run as real processes against the simulator: ec2-metadata 3.0.0's own
 ``imds`` (its ``ec2_metadata`` singleton's four base URLs pointed at the
 simulator, as benchmarks/harness/peer_ec2_metadata.py does; nothing else of
-it changed) and ours. What a script reads (stdout and the exit status) must
-be the same; where 3.0 prints a traceback, ours prints one line.
+it changed; ec2-metadata 3.0.0 is in requirements/dev.txt) and ours. What a
+script reads (stdout and the exit status) must be the same; where 3.0 prints
+a traceback, ours prints one line.
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from typing import Iterator, List
 import pytest
 
 from ec2_metadata_core.simulator import Simulator
-
-pytest.importorskip("ec2_metadata", reason="ec2-metadata 3.0.0 is in requirements/dev.txt")
 
 PEER = """
 import sys

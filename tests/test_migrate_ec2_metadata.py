@@ -101,7 +101,6 @@ def test_the_commands_print_what_the_page_shows(sim: Simulator) -> None:
 
 
 def test_each_table_row_prints_what_ec2_metadata_3_prints(sim: Simulator) -> None:
-    pytest.importorskip("ec2_metadata", reason="ec2-metadata 3.0.0 is in requirements/dev.txt")
     from test_imds_cli import PEER
 
     rows = [
