@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import configparser
 import email.parser
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tarfile
 import zipfile
 from email.message import Message
@@ -26,10 +28,27 @@ from typing import Dict, List, NamedTuple, Optional
 
 import pytest
 
+from ec2_metadata_core.simulator import Simulator
+from saltext.imds_ec2.local import write_local_minion
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 LIBRARY, SALTEXT = "ec2-metadata-core", "saltext.imds-ec2"
 SOURCES = {LIBRARY: ".", SALTEXT: "packaging/saltext"}
+
+
+# salt-call from ``sys.argv[1]`` (the salt-pip target) and ``sys.argv[2]`` (site-packages) only.
+SALT_CALL = """
+import json, sys
+sys.path[:0] = sys.argv[1:3]
+from importlib.metadata import version
+import ec2_metadata_core, saltext.imds_ec2
+mine = version("saltext.imds-ec2") + "==" + version("ec2-metadata-core")
+print(ec2_metadata_core.__file__, saltext.imds_ec2.__file__, mine, file=sys.stderr)
+sys.argv = json.loads(sys.argv[3])
+from salt.scripts import salt_call
+salt_call()
+"""
 
 
 class Dist(NamedTuple):
@@ -211,21 +230,20 @@ def test_salt_pip_install_from_the_wheels(dists: Dict[str, Dist], tmp_path: Path
     env = dict(os.environ, PYTHONPATH=str(extras))
     result = run([*command, SALTEXT, "--target={}".format(extras)], env)
     assert result.returncode == 0, result.stdout + result.stderr
-    probe = (
-        "import sys; sys.path.insert(0, sys.argv[1])\n"
-        "from importlib.metadata import entry_points, version\n"
-        "import ec2_metadata_core, saltext.imds_ec2.grains.imds_ec2 as grain\n"
-        "(ep,) = [e for e in entry_points(group='salt.loader') if e.name == 'saltext.imds_ec2']\n"
-        "print(ec2_metadata_core.__file__, grain.__file__, ep.dist.version, version('{}'))\n"
-    ).format(LIBRARY)
-    shown = subprocess.run(
-        [sys.executable, "-c", probe, str(extras)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout.split()
-    version = project_version()
-    assert shown[0] == str(extras / "ec2_metadata_core" / "__init__.py")
-    assert shown[1] == str(extras / "saltext" / "imds_ec2" / "grains" / "imds_ec2.py")
-    assert shown[2:] == [version, version]
+    # Then a real salt-call, on a Python that sees only the target directory
+    # and the venv's site-packages read without its .pth files: not the
+    # editable installs the suite runs on.
+    with Simulator() as sim:
+        confdir = write_local_minion(tmp_path / "minion", ec2_metadata={"endpoint": sim.url})
+        argv = ["salt-call", "--local", "-c", str(confdir), "--out=json", "--log-level=quiet"]
+        argv += ["grains.get", "ec2:region"]
+        site = sysconfig.get_paths()["purelib"]
+        called = run([sys.executable, "-S", "-c", SALT_CALL, str(extras), site, json.dumps(argv)])
+    assert called.returncode == 0, called.stdout + called.stderr
+    loaded, found = called.stderr.splitlines()[-1].split(), json.loads(called.stdout)
+    assert loaded == [
+        str(extras / "ec2_metadata_core" / "__init__.py"),
+        str(extras / "saltext" / "imds_ec2" / "__init__.py"),
+        "{}=={}".format(project_version(), project_version()),
+    ]
+    assert found == {"local": "eu-central-1"}
