@@ -141,3 +141,15 @@ def test_role_readme_example_writes_the_summary_it_shows(
     assert result.returncode == 0, result.output
     assert json.loads(summary.read_text()) == json.loads(shown)
     assert oct(summary.stat().st_mode & 0o777) == "0o640"
+
+
+def test_the_build_reads_pyproject_without_tomllib_the_same() -> None:
+    # Python < 3.11 has no tomllib: the build reads the two tables line by line.
+    import tomllib
+
+    text = (REPO / "pyproject.toml").read_text()
+    project = tomllib.loads(text)["project"]
+    assert load_build()._project_lines(text) == {
+        "version": project["version"],
+        "urls": project["urls"],
+    }
