@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Tests run in a network namespace with only loopback when the machine
 # allows it (root, or unprivileged user namespaces): nothing can leave.
-ISOLATE := $(shell unshare -rn true 2>/dev/null && echo 'unshare -rn sh -c "ip link set lo up 2>/dev/null; exec \"\$$0\" \"\$$@\""' || (unshare -n true 2>/dev/null && echo 'unshare -n sh -c "ip link set lo up; exec \"\$$0\" \"\$$@\""'))
+# Root gets a plain network namespace, keeping every uid (tests give a
+# directory to another user); others a user namespace that maps only them.
+ISOLATE := $(shell unshare -n true 2>/dev/null && echo 'unshare -n sh -c "ip link set lo up; exec \"\$$0\" \"\$$@\""' || (unshare -rn true 2>/dev/null && echo 'unshare -rn sh -c "ip link set lo up 2>/dev/null; exec \"\$$0\" \"\$$@\""'))
 
 .PHONY: venv demo test lint typecheck sanity-envs collection bench lock clean
 
