@@ -255,18 +255,19 @@ def test_local_setup_cli_helps_and_refuses_bad_options_in_one_line(tmp_path: Pat
 # -- untrusted values stay data ----------------------------------------------------
 
 MAIN_README = REPO / "README.md"
+TRUST_DOC = REPO / "docs" / "trust.md"
 # What may be put into YAML unfiltered: the minion's own config, not IMDS.
 TRUSTED = ("opts[",)
 QUOTED = re.compile(r"\|\s*(yaml_dquote|json)\s*$")
 
 
 def salt_yaml_blocks() -> List[Block]:
-    """YAML blocks of salt_grains/README.md, and of README.md's Salt sections."""
+    """YAML blocks of salt_grains/README.md, docs/trust.md, and README.md's Salt sections."""
     main = MAIN_README.read_text(encoding="utf-8")
     salt_sections = "".join(
         part for part in re.split(r"(?m)^(?=## )", main) if part.startswith("## Salt")
     )
-    found = [b for b in blocks() if b.language == "yaml"]
+    found = [b for b in [*blocks(), *readme_blocks(TRUST_DOC)] if b.language == "yaml"]
     found += [
         b for b in readme_blocks(MAIN_README) if b.language == "yaml" and b.text in salt_sections
     ]
@@ -348,3 +349,20 @@ def test_the_injection_runs_in_the_unquoted_state_this_readme_showed(
     assert "cmd" in shown["pwned"], shown
     salt_call(on_ec2, "state.apply", "region")
     assert marker.exists()
+
+
+def test_yaml_dquote_round_trips_what_json_folds(tmp_path: Path) -> None:
+    """docs/trust.md: for a string, | yaml_dquote keeps U+0085 and U+2028; | json does not."""
+    value = "a \u0085 b \u2028 c\nd \x07 \U0001f600"
+    text = "quoted:\n  - dquote: {{ value | yaml_dquote }}\n  - json: {{ value | json }}\n"
+    (dquote, as_json) = render(text, tmp_path, value=value)["quoted"]
+    assert dquote == {"dquote": value}
+    assert as_json != {"json": value} and as_json["json"].startswith("a")
+
+
+def test_every_block_of_the_salt_trust_doc_is_run() -> None:
+    """docs/trust.md's Salt section: its one state runs in test_salt_versions.py."""
+    text = TRUST_DOC.read_text(encoding="utf-8")
+    (section,) = [p for p in re.split(r"(?m)^(?=## )", text) if p.startswith("## Salt\n")]
+    shown = [b.text.splitlines()[0] for b in readme_blocks(TRUST_DOC) if b.text in section]
+    assert shown == ["# $ROOT/srv/role.sls"]

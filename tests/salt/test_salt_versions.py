@@ -3,7 +3,7 @@
 Each minor has its own venv (``make salt-envs``: ``.venv-salt-NNNN/`` pinned by
 requirements/salt-NNNN.txt; 3008 is the project's .venv, pinned by
 requirements/dev.txt). Through each one's own ``salt-call --local``: the grains
-and targeting on them, the README's state with a hostile tag, and the beacon
+and targeting on them, the documented states with a hostile tag, and the beacon
 in Salt's beacon loop. salt_grains/README.md's "Tested with" line names
 exactly these versions.
 """
@@ -27,8 +27,8 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "salt_grains" / "README.md"
+TRUST_DOC = REPO / "docs" / "trust.md"
 DRIVER = Path(__file__).with_name("beacon_driver.py")
-STATE = "# $ROOT/srv/region.sls"
 
 
 class SaltEnv(NamedTuple):
@@ -96,25 +96,30 @@ def test_grains_and_targeting_through_salt_call(salt_env: SaltEnv, on_ec2: Minio
     assert loud_lines(on_ec2.log) == []
 
 
-def test_a_hostile_tag_stays_literal_in_the_readme_state(
+def test_a_hostile_tag_stays_literal_in_the_documented_states(
     salt_env: SaltEnv, on_ec2: Minion, imds_simulator: Simulator, tmp_path: Path
 ) -> None:
-    """salt_grains/README.md's state, as printed, with a tag that would add a cmd.run state."""
+    """salt_grains/README.md's state and docs/trust.md's cmd.run, as printed, with a tag
+    that unquoted would add a cmd.run state of its own."""
     marker = tmp_path / "pwned"
     value = hostile(marker)
     imds_simulator.set("meta-data/tags/instance/Role", value)
-    (on_ec2.root / "srv" / "region.sls").write_text(readme_block(README, STATE))
+    srv = on_ec2.root / "srv"
+    (srv / "region.sls").write_text(readme_block(README, "# $ROOT/srv/region.sls"))
+    (srv / "role.sls").write_text(readme_block(TRUST_DOC, "# $ROOT/srv/role.sls"))
     call = salt_env.bin / "salt-call"
-    expected = "eu-central-1 " + value
-    shown = salt_call(on_ec2, "state.show_sls", "region", salt_call=call).value
-    target = str(on_ec2.root / "region.txt")
-    assert list(shown) == [target], shown  # one state, the README's: nothing added
-    assert {key for key in shown[target] if not key.startswith("__")} == {"file"}
-    assert shown[target]["file"][0] == {"contents": expected}
-    applied = salt_call(on_ec2, "state.apply", "region", salt_call=call).value
-    assert [key.split("_|-")[0] for key in applied] == ["file"], applied
+    region_file = str(on_ec2.root / "region.txt")
+    shown = salt_call(on_ec2, "state.show_sls", "region,role", salt_call=call).value
+    assert sorted(shown) == sorted([region_file, "say the role"]), shown  # nothing added
+    assert {key for key in shown[region_file] if not key.startswith("__")} == {"file"}
+    assert shown[region_file]["file"][0] == {"contents": "eu-central-1 " + value}
+    applied = salt_call(on_ec2, "state.apply", "region,role", salt_call=call).value
+    assert sorted(key.split("_|-")[0] for key in applied) == ["cmd", "file"], applied
     assert all(result["result"] is True for result in applied.values()), applied
-    assert (on_ec2.root / "region.txt").read_text(encoding="utf-8") == expected + "\n"
+    (said,) = [r for key, r in applied.items() if key.startswith("cmd_|-say the role_|-")]
+    assert said["changes"]["stdout"] == value  # one shell word, printed as it is
+    written = (on_ec2.root / "region.txt").read_text(encoding="utf-8")
+    assert written == "eu-central-1 " + value + "\n"
     assert not marker.exists()
 
 
