@@ -5,6 +5,8 @@ run ``salt-call --local -c <confdir> grains.get ec2:region`` or a state on
 any machine: everything Salt reads or writes stays under one directory.
 
 From a shell: ``python -m saltext.imds_ec2.local ROOT --endpoint URL``.
+Salt loads modules and reads its config from under ROOT with the caller's
+rights, so ROOT must be a directory nobody else could have prepared.
 """
 
 from __future__ import annotations
@@ -218,7 +220,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "started with 'python -m ec2_metadata_core simulate --port 1338'.",
         epilog="Then: salt-call --local -c ROOT/conf grains.get ec2:region",
     )
-    parser.add_argument("root", type=Path, metavar="ROOT", help="directory to write into")
+    parser.add_argument(
+        "root",
+        type=Path,
+        metavar="ROOT",
+        help="directory to write into: a new path, an empty directory of yours that group and "
+        "others cannot write (ROOT=$(mktemp -d)), or one this command made before",
+    )
     parser.add_argument(
         "--endpoint",
         metavar="URL",
