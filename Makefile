@@ -41,7 +41,7 @@ sanity-envs: $(STAMP)
 # (under make test it fails when one is missing).
 SALT_MATRIX := $(patsubst requirements/salt-%.txt,%,$(wildcard requirements/salt-*.txt))
 # Salt 3006's onedir packages run Python 3.10, and so does its venv.
-SALT_PYTHON_3006 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.10.*/bin/python3.10) python3.10)
+SALT_PYTHON_3006 ?= $(firstword $(wildcard $(or $(PYENV_ROOT),$(HOME)/.pyenv)/versions/3.10.*/bin/python3.10) python3.10)
 SALT_PYTHON_3007 ?= $(PYTHON)
 
 salt-envs: $(foreach v,$(SALT_MATRIX),.venv-salt-$(v)/.installed)

@@ -113,7 +113,7 @@ def test_a_directory_another_user_made_with_our_marker_is_refused(tmp_path: Path
     assert_refused(root, "owned by uid {}".format(OTHER_UID))
 
 
-@pytest.mark.parametrize("bits", [0o770, 0o707, 0o777])
+@pytest.mark.parametrize("bits", [0o770, 0o707, 0o777], ids=["group", "others", "both"])
 def test_a_group_or_world_writable_root_is_refused(tmp_path: Path, bits: int) -> None:
     root = tmp_path / "open"
     root.mkdir()
