@@ -134,6 +134,14 @@ def _connection_options(parser: argparse.ArgumentParser, default: Any) -> None:
         help="attempts per request (default 3)",
     )
     conn.add_argument(
+        "--deadline",
+        type=float,
+        metavar="S",
+        default=default,
+        help="seconds a whole read may take, retries included "
+        "(default 4 x attempts x (timeout + 1))",
+    )
+    conn.add_argument(
         "--allow-imdsv1",
         action="store_true",
         default=default,

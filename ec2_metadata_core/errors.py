@@ -95,6 +95,14 @@ class MalformedResponseError(IMDSError, ValueError):
         self.path = path
 
 
+class LimitError(MalformedResponseError):
+    """An answer breaks one of the bounds on what IMDS sends (``bounds``): too much, too deep."""
+
+    def __init__(self, path: str, what: str) -> None:
+        IMDSError.__init__(self, "IMDS sent too much for {}: {}".format(path, what))
+        self.path = path
+
+
 class TagsNotEnabledError(IMDSError, KeyError):
     """Instance tags were read but tags in instance metadata are turned off."""
 

@@ -15,7 +15,7 @@ import re
 from typing import Any, Dict, List, Optional
 
 from .bounds import MAX_LISTING_ENTRIES
-from .errors import MalformedResponseError, PathNotFoundError
+from .errors import LimitError, MalformedResponseError, PathNotFoundError
 
 _INTEGER = re.compile(r"-?[0-9]{1,18}\Z")
 
@@ -80,8 +80,8 @@ def entries(path: str, body: Optional[bytes]) -> List[str]:
     if found[-1] == "":
         found.pop()  # the line feed that ends the last line
     if len(found) > MAX_LISTING_ENTRIES:
-        raise MalformedResponseError(
-            path, "listing ({} entries, more than {})".format(len(found), MAX_LISTING_ENTRIES)
+        raise LimitError(
+            path, "a listing of {} entries, more than {}".format(len(found), MAX_LISTING_ENTRIES)
         )
     for entry in found:
         if not plain_name(entry[:-1] if entry.endswith("/") else entry):

@@ -20,7 +20,7 @@ from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 from . import parse
 from .bounds import MAX_UNKNOWN_DEPTH, MAX_UNKNOWN_PATHS
-from .errors import IMDSError, MalformedResponseError
+from .errors import IMDSError, LimitError
 from .model import CATEGORIES, EC2Metadata, Listing, declared
 
 # A listing's path with "*" for each segment a parent listing named.
@@ -87,9 +87,8 @@ class Discovery:
 
     @staticmethod
     def _too_many(category: str) -> IMDSError:
-        return MalformedResponseError(
-            category,
-            "categories (more than {} paths the model does not know)".format(MAX_UNKNOWN_PATHS),
+        return LimitError(
+            category, "categories the model does not know past {} paths".format(MAX_UNKNOWN_PATHS)
         )
 
     def below(self, path: str, body: Optional[bytes]) -> List[str]:
@@ -101,9 +100,8 @@ class Discovery:
             entries = parse.entries(path, body)
             depth = path[len(CATEGORIES.item) :].count("/")
             if depth >= MAX_UNKNOWN_DEPTH and any(entry.endswith("/") for entry in entries):
-                raise MalformedResponseError(
-                    category,
-                    "category (nested deeper than {} levels)".format(MAX_UNKNOWN_DEPTH),
+                raise LimitError(
+                    category, "a category nested deeper than {} levels".format(MAX_UNKNOWN_DEPTH)
                 )
             self.paths += len(entries)
             if self.paths > MAX_UNKNOWN_PATHS:

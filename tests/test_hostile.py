@@ -14,15 +14,26 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import time
 import zlib
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 from fault_support import cli_error, run_cli
 from hostile_support import Answer, Hostile, Upstream, deep_category, with_category
 
-from ec2_metadata_core import EC2Metadata, MalformedResponseError
+from ec2_metadata_core import (
+    ConfigError,
+    EC2Metadata,
+    IMDSTimeoutError,
+    IMDSUnavailableError,
+    MalformedResponseError,
+)
 from ec2_metadata_core.bounds import (
+    MAX_BODY,
+    MAX_LISTING_ENTRIES,
+    MAX_PASS_BYTES,
+    MAX_TOKEN,
     MAX_UNKNOWN_DEPTH,
     MAX_UNKNOWN_PATHS,
     MAX_USER_DATA,
@@ -60,8 +71,8 @@ def test_a_category_with_no_end_is_left_out_and_the_rest_dumped(sim: Simulator) 
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert json.loads(proc.stdout) == expected  # every known value, nothing of evil/
     assert proc.stderr.splitlines() == [
-        "ec2-metadata-core: error: left out: IMDS returned malformed category "
-        "(nested deeper than {} levels) for meta-data/evil/".format(MAX_UNKNOWN_DEPTH)
+        "ec2-metadata-core: error: left out: IMDS sent too much for meta-data/evil/: "
+        "a category nested deeper than {} levels".format(MAX_UNKNOWN_DEPTH)
     ]
 
 
@@ -112,7 +123,7 @@ def test_a_category_too_wide_is_left_out_within_the_budget(sim: Simulator) -> No
     assert proc.returncode == 1
     assert json.loads(proc.stdout) == expected
     (line,) = proc.stderr.splitlines()
-    assert "more than {} paths".format(MAX_UNKNOWN_PATHS) in line and "meta-data/wide/" in line
+    assert "past {} paths".format(MAX_UNKNOWN_PATHS) in line and "meta-data/wide/" in line
 
 
 def test_a_broken_unknown_category_harms_no_known_value(sim: Simulator) -> None:
@@ -236,3 +247,172 @@ def test_every_error_message_is_printable() -> None:
         == "IMDS answered 500 for meta-data/evil\\x1b]0;PWNED-TITLE\\x07\\x1b[2J\\u2028\\u202e"
     )
     assert printable("caf\u00e9 \u65e5\u672c") == "caf\u00e9 \u65e5\u672c"  # letters stay
+
+
+# -- finding 8: an overall deadline, and size caps -----------------------------------------
+
+TOKEN = "/latest/api/token"
+
+
+def stall_every_get(method: str, path: str, upstream: Upstream) -> Optional[Answer]:
+    return None if path == TOKEN else Answer(200, b"x", stall=30)
+
+
+def test_a_gather_that_stalls_ends_by_the_default_deadline(sim: Simulator) -> None:
+    # Default deadline: 4 x attempts x (timeout + 1) = 4.8 s here; at the
+    # defaults (timeout 1, attempts 3) it is 24 s, where the old client took 90.
+    with Hostile(sim, stall_every_get) as hostile:
+        started = time.monotonic()
+        proc = dump(hostile.url, "--timeout", "0.2", "--attempts", "1")
+        took = time.monotonic() - started
+    line = cli_error(proc)
+    assert "no answer from IMDS" in line or "within the 4.8s a whole read may take" in line
+    assert took < 15, took  # the old client: each of ~110 requests in turn, 0.2 s each
+
+
+def test_the_deadline_setting_bounds_a_gather(sim: Simulator) -> None:
+    with Hostile(sim, stall_every_get) as hostile:
+        started = time.monotonic()
+        line = cli_error(dump(hostile.url, "--deadline", "1.5"))
+        took = time.monotonic() - started
+        metadata = EC2Metadata(endpoint=hostile.url, deadline=1.5)
+        with pytest.raises(IMDSTimeoutError):
+            snapshot(metadata)
+    assert "IMDS" in line and took < 10, took
+    with pytest.raises(ConfigError, match="deadline must be between"):
+        EC2Metadata(deadline=0).client  # noqa: B018
+
+
+def test_a_long_retry_after_fails_its_request_and_stalls_nothing(sim: Simulator) -> None:
+    def rule(method: str, path: str, upstream: Upstream) -> Optional[Answer]:
+        if path == "/latest/meta-data/instance-id":
+            return Answer(503, headers=(("Retry-After", "60"),))
+        return None
+
+    with Hostile(sim, rule) as hostile:
+        started = time.monotonic()
+        line = cli_error(dump(hostile.url))
+        took = time.monotonic() - started
+    assert line.endswith("IMDS answered 503 for /latest/meta-data/instance-id")
+    assert took < 15, took  # the old client held every send back 60 s
+
+
+def test_a_huge_token_is_refused_in_one_line(sim: Simulator) -> None:
+    def rule(method: str, path: str, upstream: Upstream) -> Optional[Answer]:
+        if path == TOKEN:
+            return Answer(
+                200, b"A" * (10 << 20), headers=(("X-aws-ec2-metadata-token-ttl-seconds", "21600"),)
+            )
+        return None
+
+    with Hostile(sim, rule) as hostile:
+        line = cli_error(dump(hostile.url))
+        assert hostile.requests <= 3  # the PUT, tried once per attempt at most: no GET
+    assert ("token" in line and "larger than" in line) or "a token is at most" in line
+
+
+def test_a_token_over_the_cap_but_under_the_body_cap_is_refused(sim: Simulator) -> None:
+    def rule(method: str, path: str, upstream: Upstream) -> Optional[Answer]:
+        if path == TOKEN:
+            return Answer(200, b"A" * (MAX_TOKEN + 1))
+        return None
+
+    with Hostile(sim, rule) as hostile:
+        line = cli_error(dump(hostile.url))
+        assert hostile.requests == 1
+    assert line == (
+        "ec2-metadata-core: error: IMDS answered the token request with {} bytes "
+        "(a token is at most {})".format(MAX_TOKEN + 1, MAX_TOKEN)
+    )
+
+
+def test_a_listing_of_100000_tags_is_refused_without_reading_them(sim: Simulator) -> None:
+    names = "\n".join("t{}".format(i) for i in range(100_000)).encode()
+
+    def rule(method: str, path: str, upstream: Upstream) -> Optional[Answer]:
+        if path == "/latest/meta-data/tags/instance/":
+            return Answer(200, names)
+        return None
+
+    with Hostile(sim, rule) as hostile:
+        line = cli_error(dump(hostile.url))
+        assert hostile.requests < 200
+    assert line.endswith(
+        "IMDS sent too much for meta-data/tags/instance/: a listing of 100000 entries, "
+        "more than {}".format(MAX_LISTING_ENTRIES)
+    )
+
+
+def test_a_body_over_the_cap_is_refused(sim: Simulator) -> None:
+    def rule(method: str, path: str, upstream: Upstream) -> Optional[Answer]:
+        if path == "/latest/meta-data/ami-id":
+            return Answer(200, b"a" * (MAX_BODY + 1))
+        return None
+
+    with Hostile(sim, rule) as hostile:
+        line = cli_error(dump(hostile.url))
+    assert line.endswith(
+        "(GET /latest/meta-data/ami-id): Content-Length 1048577 (body larger than 1024 KiB)"
+    )
+
+
+def test_the_answers_of_one_gather_are_capped_in_all(sim: Simulator) -> None:
+    big = b"v" * (MAX_BODY - 1)
+
+    def rule(method: str, path: str, upstream: Upstream) -> Optional[Answer]:
+        if path.startswith("/latest/meta-data/") and not path.endswith("/"):
+            status, _, _ = upstream()
+            return Answer(200, big) if status == 200 else None
+        return None
+
+    with Hostile(sim, rule) as hostile:
+        line = cli_error(dump(hostile.url))
+    assert "the answers of one read past {} MiB".format(MAX_PASS_BYTES >> 20) in line
+
+
+# -- finding 7: a caller's requests.Session or urllib3 pool -----------------------------
+
+
+def trickle(method: str, path: str, upstream: Upstream) -> Optional[Answer]:
+    if path == "/latest/meta-data/instance-id":
+        return Answer(200, b"i-" + b"0" * 200, drip=0.3)
+    return None
+
+
+def caller_pools() -> List[Any]:
+    import requests
+    import urllib3
+
+    return [requests.Session(), urllib3.PoolManager()]
+
+
+@pytest.mark.parametrize("kind", ["requests", "urllib3"])
+def test_a_trickled_body_ends_within_the_timeout_on_a_callers_pool(
+    sim: Simulator, kind: str
+) -> None:
+    pool = caller_pools()[0 if kind == "requests" else 1]
+    with Hostile(sim, trickle) as hostile:
+        metadata = EC2Metadata(pool, endpoint=hostile.url, timeout=0.5, attempts=1)
+        started = time.monotonic()
+        with pytest.raises(IMDSTimeoutError):
+            metadata.instance_id  # noqa: B018
+        took = time.monotonic() - started
+    assert took < 10, took  # the old transports: 60 s, a byte every 0.3 s
+
+
+@pytest.mark.parametrize("kind", ["requests", "urllib3"])
+def test_a_callers_pool_caps_the_body_and_inflates_nothing(sim: Simulator, kind: str) -> None:
+    bomb = gzip.compress(b"\0" * (32 << 20))
+
+    def rule(method: str, path: str, upstream: Upstream) -> Optional[Answer]:
+        if path == "/latest/user-data":
+            return Answer(200, bomb, headers=(("Content-Encoding", "gzip"),))
+        if path == "/latest/meta-data/ami-id":
+            return Answer(200, b"a" * (MAX_BODY + 1))
+        return None
+
+    with Hostile(sim, rule) as hostile:
+        metadata = EC2Metadata(caller_pools()[0 if kind == "requests" else 1], endpoint=hostile.url)
+        assert metadata.user_data == bomb  # as served, not 32 MiB of zeros
+        with pytest.raises(IMDSUnavailableError, match="body larger than 1024 KiB"):
+            metadata.ami_id  # noqa: B018
