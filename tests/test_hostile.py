@@ -15,8 +15,9 @@ import base64
 import gzip
 import json
 import time
+import urllib.parse
 import zlib
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 from fault_support import cli_error, run_cli
@@ -416,3 +417,54 @@ def test_a_callers_pool_caps_the_body_and_inflates_nothing(sim: Simulator, kind:
         assert metadata.user_data == bomb  # as served, not 32 MiB of zeros
         with pytest.raises(IMDSUnavailableError, match="body larger than 1024 KiB"):
             metadata.ami_id  # noqa: B018
+
+
+# -- finding 10: the simulator's control path and DNS rebinding -------------------------
+
+
+PWNED = "meta-data/tags/instance/Pwned"
+PWN = urllib.parse.quote(json.dumps({"path": PWNED, "value": "yes"}))
+
+
+def control(sim: Simulator, headers: Dict[str, str]) -> Tuple[int, str]:
+    import http.client
+
+    connection = http.client.HTTPConnection(sim.host, sim.port, timeout=10)
+    try:
+        connection.putrequest("POST", "/_simulator/set?args=" + PWN, skip_host=True)
+        for name, value in headers.items():
+            connection.putheader(name, value)
+        connection.putheader("Content-Length", "0")
+        connection.endheaders()
+        answer = connection.getresponse()
+        return answer.status, answer.read().decode()
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Host": "attacker.example:1338"},  # a name of the attacker's, resolved to 127.0.0.1
+        {"Host": "127.0.0.1.attacker.example"},
+        {},  # no Host at all
+        {"Host": "127.0.0.1", "Origin": "http://attacker.example"},
+        {"Host": "127.0.0.1", "Origin": "null"},
+        {"Host": "localhost", "Sec-Fetch-Site": "cross-site"},
+    ],
+)
+def test_control_refuses_a_request_a_web_page_could_send(
+    sim: Simulator, headers: Dict[str, str]
+) -> None:
+    status, body = control(sim, headers)
+    assert status == 403, body
+    assert sim.read(PWNED) is None
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:{port}", "localhost:{port}", "127.0.0.1", "LOCALHOST"])
+def test_control_serves_a_loopback_host(sim: Simulator, host: str) -> None:
+    status, body = control(
+        sim, {"Host": host.format(port=sim.port), "Origin": "http://127.0.0.1:8000"}
+    )
+    assert status == 200, body
+    assert sim.read(PWNED) == b"yes"
