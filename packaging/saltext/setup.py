@@ -20,11 +20,14 @@ LIBRARY = "ec2-metadata-core"
 
 
 def from_pyproject() -> Tuple[str, Dict[str, str]]:
-    if sys.version_info < (3, 11):
-        raise SystemExit("building saltext.imds-ec2 from a checkout needs Python 3.11+")
-    import tomllib
+    if sys.version_info >= (3, 11):
+        import tomllib
 
-    project = tomllib.loads(PROJECT.read_text(encoding="utf-8"))["project"]
+        project = tomllib.loads(PROJECT.read_text(encoding="utf-8"))["project"]
+    else:  # Salt 3006 runs Python 3.10: setuptools' own TOML reader
+        from setuptools.config.pyprojecttoml import read_configuration
+
+        project = read_configuration(PROJECT, expand=False)["project"]
     return project["version"], dict(project["urls"])
 
 
