@@ -31,6 +31,11 @@ MAX_LISTING_ENTRIES = 10_000
 # of such categories one pass reads in all (none exist today).
 MAX_UNKNOWN_DEPTH = 8
 MAX_UNKNOWN_PATHS = 1_000
+# The whole tree under meta-data/ and dynamic/, as Salt 3006's metadata grain
+# walked it (saltext.imds_ec2.metadata3006): levels below /latest/ (the real
+# tree has 7) and paths in all (a real instance: 100 to 400).
+MAX_TREE_DEPTH = 12
+MAX_TREE_PATHS = 2_000
 # User data decompressed (gzip'd user data is shown as text): 64 times the
 # service's own 16 KiB cap on what it stores.
 MAX_USER_DATA = 1024 * 1024

@@ -18,8 +18,9 @@ are left out unless ``ec2_metadata: {include_secrets: true}`` /
 walk is one pipelined pass with the ``ec2`` grain's client and settings; a
 value that cannot be read omits the grains with one WARNING (3006 put the
 error page in the grain); an entry IMDS answers 404 for is left out; the walk
-stops at ``MAX_DEPTH`` levels and ``MAX_PATHS`` paths (whatever answers at
-the endpoint may not be IMDS).
+stops at ``bounds.MAX_TREE_DEPTH`` levels and ``bounds.MAX_TREE_PATHS``
+paths, and a listed name that is not a plain path segment fails the walk
+(``parse.entries``): whatever answers at the endpoint may not be IMDS.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import logging
 from typing import Any, Dict, List, Mapping, Optional
 
 from ec2_metadata_core import config, parse
+from ec2_metadata_core.bounds import MAX_TREE_DEPTH, MAX_TREE_PATHS
 from ec2_metadata_core.errors import ConfigError, IMDSError
 from ec2_metadata_core.sensitive import SECRET_DIRS
 
@@ -39,13 +41,10 @@ log = logging.getLogger(__name__)
 OPT_IN = "metadata_server_grains"
 ROOTS = ("meta-data/", "dynamic/")
 USER_DATA = "user-data"
-# A real instance has about 150 paths and 7 levels (network/interfaces/macs/<mac>/ipv6-prefix/...).
-MAX_DEPTH = 12
-MAX_PATHS = 2000
 
 
 class _TooBig(Exception):
-    """The tree goes past MAX_DEPTH or MAX_PATHS."""
+    """The tree goes past bounds.MAX_TREE_DEPTH or bounds.MAX_TREE_PATHS."""
 
 
 def opted_in(opts: Mapping[str, Any]) -> bool:
@@ -72,22 +71,26 @@ def _is_secret(path: str) -> bool:
 def walk(client: Any, include_secrets: bool = False) -> Dict[str, Optional[bytes]]:
     """Every body under ``meta-data/`` and ``dynamic/``, by path, in one pipelined pass."""
     count = [0]
-    too_big: List[str] = []
+    stopped: List[Exception] = []  # the walk stops following, and fails below
 
     def follow(path: str, body: Optional[bytes]) -> List[str]:
-        if not path.endswith("/") or body is None or too_big:
+        if not path.endswith("/") or body is None or stopped:
             return []
-        children = [child_path(path, entry) for entry in parse.lines(path, body)]
+        try:
+            children = [child_path(path, entry) for entry in parse.entries(path, body)]
+        except IMDSError as exc:
+            stopped.append(exc)
+            return []
         children = [c for c in children if include_secrets or not _is_secret(c)]
         count[0] += len(children)
-        if count[0] > MAX_PATHS or (children and path.count("/") >= MAX_DEPTH):
-            too_big.append(path)  # stop following; the walk fails below
+        if count[0] > MAX_TREE_PATHS or (children and path.count("/") >= MAX_TREE_DEPTH):
+            stopped.append(_TooBig())
             return []
         return children
 
     outcomes = client.fetch(ROOTS, follow=follow)
-    if too_big:
-        raise _TooBig()
+    if stopped:
+        raise stopped[0]
     bodies: Dict[str, Optional[bytes]] = {}
     for path, outcome in outcomes.items():
         if isinstance(outcome, IMDSError):
@@ -99,7 +102,7 @@ def walk(client: Any, include_secrets: bool = False) -> Dict[str, Optional[bytes
 def tree(bodies: Mapping[str, Optional[bytes]], listing: str) -> Dict[str, Any]:
     """The mapping 3006 built for the listing at ``listing`` from the bodies ``walk`` read."""
     result: Dict[str, Any] = {}
-    for entry in parse.lines(listing, bodies.get(listing)):
+    for entry in parse.entries(listing, bodies.get(listing)):
         path = child_path(listing, entry)
         if path not in bodies or bodies[path] is None:
             continue  # a secret left out, or 404
@@ -144,8 +147,8 @@ def grains(opts: Mapping[str, Any]) -> Dict[str, Any]:
         log.warning(
             "metadata grains omitted: %s lists more than %d paths or %d levels: not an IMDS",
             settings.endpoint,
-            MAX_PATHS,
-            MAX_DEPTH,
+            MAX_TREE_PATHS,
+            MAX_TREE_DEPTH,
         )
     except IMDSError as exc:
         log.warning(

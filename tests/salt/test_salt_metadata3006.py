@@ -16,6 +16,7 @@ import pytest
 from readme_support import Block, readme_blocks
 from salt_grains_support import SECRETS, Minion, loud_lines, salt_call
 
+from ec2_metadata_core.bounds import MAX_TREE_DEPTH
 from ec2_metadata_core.simulator import Simulator
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "migrate-salt-metadata-grain.md"
@@ -184,8 +185,9 @@ def test_a_failing_imds_omits_the_grains_with_one_warning(
 class _EndlessIMDS:
     """Not IMDS: every listing lists a deeper one (or very many entries)."""
 
-    def __init__(self, wide: bool) -> None:
+    def __init__(self, wide: bool, listed: str = "deeper/") -> None:
         self.wide = wide
+        self.listed = listed
         self.read = 0
 
     def fetch(self, paths: Any, follow: Any) -> Dict[str, Any]:
@@ -193,7 +195,7 @@ class _EndlessIMDS:
         while queue:
             path = queue.pop(0)
             self.read += 1
-            body = "\n".join("e{}/".format(i) for i in range(3000)) if self.wide else "deeper/"
+            body = "\n".join("e{}/".format(i) for i in range(3000)) if self.wide else self.listed
             outcomes[path] = body.encode()
             queue.extend(follow(path, outcomes[path]))
         return outcomes
@@ -206,4 +208,14 @@ def test_a_tree_past_the_bounds_is_refused(wide: bool) -> None:
     endless = _EndlessIMDS(wide)
     with pytest.raises(metadata3006._TooBig):
         metadata3006.walk(endless)
-    assert endless.read <= 2 * metadata3006.MAX_DEPTH
+    assert endless.read <= 2 * MAX_TREE_DEPTH
+
+
+def test_a_listed_name_that_is_not_a_path_segment_fails_the_walk() -> None:
+    from ec2_metadata_core.errors import MalformedResponseError
+    from saltext.imds_ec2 import metadata3006
+
+    endless = _EndlessIMDS(False, listed="../../api/token")
+    with pytest.raises(MalformedResponseError, match="not a plain name"):
+        metadata3006.walk(endless)
+    assert endless.read == 2  # meta-data/ and dynamic/, nothing they named
