@@ -2,7 +2,7 @@
 
 Salt up to 3006 had ``salt/grains/metadata.py``: with ``metadata_server_grains:
 True`` it walked IMDS from ``/latest/`` and returned the tree as grains
-``meta-data``, ``dynamic`` and ``user-data``; 3007 dropped it. States and
+``meta-data``, ``dynamic`` and ``user-data``; 3007 kept it, 3008 dropped it. States and
 targets written for it (``-G 'meta-data:placement:availability-zone:eu-*'``)
 keep working with this module, opted in the same way. The shape is 3006's:
 

@@ -1,8 +1,8 @@
-"""Salt 3006's ``metadata`` grain (``meta-data:...``, ``dynamic:...``) for Salt 3007 and later.
+"""Salt 3006's ``metadata`` grain (``meta-data:...``, ``dynamic:...``) for Salt 3008 and later.
 
 Opt in as with 3006: ``metadata_server_grains: True`` in the minion config;
 the work lives in ``saltext.imds_ec2.metadata3006``. On a Salt that still has
-its own ``salt.grains.metadata`` (3006 and older) this module steps aside:
+its own ``salt.grains.metadata`` (3006 and 3007) this module steps aside:
 that one already sets these grains.
 """
 

@@ -8,7 +8,9 @@ and its table of 3006 keys checked value for value against the ``ec2`` grain.
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import subprocess
 from pathlib import Path
 from typing import Any, Callable, Dict, List
 
@@ -219,3 +221,45 @@ def test_a_listed_name_that_is_not_a_path_segment_fails_the_walk() -> None:
     with pytest.raises(MalformedResponseError, match="not a plain name"):
         metadata3006.walk(endless)
     assert endless.read == 2  # meta-data/ and dynamic/, nothing they named
+
+
+def matrix_env(minor: str) -> Any:
+    """Salt ``minor``'s venv of the version matrix (tests/salt/test_salt_versions.py)."""
+    from test_salt_versions import salt_envs
+
+    (env,) = [env for env in salt_envs() if env.minor == minor]
+    if not (env.bin / "salt-call").exists():
+        message = "no {}: run make salt-envs".format(env.bin.parent)
+        if os.environ.get("SALT_MATRIX_REQUIRED"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return env
+
+
+@pytest.mark.slow
+def test_the_3006_grains_on_salt_3008_which_dropped_them(
+    imds_simulator: Simulator, minion: Callable[..., Minion]
+) -> None:
+    env = matrix_env("3008")
+    call = env.bin / "salt-call"
+    target = opted_in(minion({"endpoint": imds_simulator.url}))
+    version = salt_call(target, "grains.get", "saltversion", salt_call=call).value
+    zone = "meta-data:placement:availability-zone"
+    assert (version, salt_call(target, "grains.get", zone, salt_call=call).value) == (
+        env.version,
+        "eu-central-1b",
+    )
+    assert loud_lines(target.log) == []
+
+
+@pytest.mark.parametrize("minor", ["3006", "3007"])
+def test_salt_3006_and_3007_have_their_own_metadata_grain_so_ours_steps_aside(
+    minor: str,
+) -> None:
+    # Not run with metadata_server_grains: True: their own grain would probe
+    # 169.254.169.254. What our __virtual__ looks for is there, and not on 3008:
+    probe = "import importlib.util as u; print(u.find_spec('salt.grains.metadata') is not None)"
+    for version, expected in ((minor, "True"), ("3008", "False")):
+        python = matrix_env(version).bin / "python"
+        found = subprocess.run([str(python), "-c", probe], capture_output=True, text=True)
+        assert found.stdout.strip() == expected, version
