@@ -103,6 +103,10 @@ class LimitError(MalformedResponseError):
         self.path = path
 
 
+class FormatError(IMDSError, ValueError):
+    """A value holds what the output format cannot carry (a NUL in a shell variable)."""
+
+
 class TagsNotEnabledError(IMDSError, KeyError):
     """Instance tags were read but tags in instance metadata are turned off."""
 

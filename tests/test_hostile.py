@@ -14,9 +14,13 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import stat
+import subprocess
+import sys
 import time
 import urllib.parse
 import zlib
+from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
@@ -468,3 +472,78 @@ def test_control_serves_a_loopback_host(sim: Simulator, host: str) -> None:
     )
     assert status == 200, body
     assert sim.read(PWNED) == b"yes"
+
+
+# -- finding 11: files with secrets --------------------------------------------------------
+
+
+def test_output_writes_a_file_only_its_owner_can_read(sim: Simulator, tmp_path: Path) -> None:
+    target = tmp_path / "ec2.env"
+    target.write_text("old")
+    target.chmod(0o644)
+    proc = run_cli(
+        "dump",
+        "--endpoint",
+        sim.url,
+        "--format",
+        "env",
+        "--include-secrets",
+        "--output",
+        str(target),
+    )
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert "export ec2_iam_security_credentials_SecretAccessKey=" in target.read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ec2.env"]  # no temporary left
+
+
+def test_output_replaces_a_symlink_and_never_writes_through_it(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("root's file")
+    link = tmp_path / "user-data.bin"
+    link.symlink_to(victim)
+    proc = run_cli("get", "user-data", "--endpoint", sim.url, "--output", str(link))
+    assert proc.returncode == 0, proc.stderr
+    assert victim.read_text() == "root's file"
+    assert not link.is_symlink() and stat.S_IMODE(link.stat().st_mode) == 0o600
+    assert link.read_bytes() == sim.read("user-data") + b"\n"
+
+
+def test_output_into_a_missing_directory_is_one_line(sim: Simulator, tmp_path: Path) -> None:
+    line = cli_error(run_cli("dump", "--endpoint", sim.url, "-o", str(tmp_path / "no" / "x")))
+    assert "cannot write the output" in line and "No such file or directory" in line
+
+
+def test_output_is_written_under_any_umask(sim: Simulator, tmp_path: Path) -> None:
+    target = tmp_path / "out.json"
+    script = 'umask 0; exec "$0" -m ec2_metadata_core dump --endpoint {} -o {}'.format(
+        sim.url, target
+    )
+    subprocess.run(["sh", "-c", script, sys.executable], check=True, timeout=60)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert json.loads(target.read_text())["instance_id"]
+
+
+# -- finding 12: what a format cannot carry ------------------------------------------------
+
+
+def test_a_nul_in_a_tag_is_refused_by_the_env_format_in_one_line(sim: Simulator) -> None:
+    sim.set("meta-data/tags/instance/Note", "a\0b")
+    line = cli_error(dump(sim.url, "--format", "env"))
+    assert line == (
+        "ec2-metadata-core: error: ec2_tags_Note holds a NUL character, which a shell "
+        "variable cannot carry: use --format json or flat"
+    )
+    assert json.loads(dump(sim.url, "--format", "json").stdout)["tags"]["Note"] == "a\0b"
+
+
+@pytest.mark.parametrize("value", ["\x85", "a\x85b", "\u2028", "x\u2029", "\x85\x85 \n"])
+def test_yaml_output_loads_back_every_line_break_character(sim: Simulator, value: str) -> None:
+    import yaml
+
+    sim.set("meta-data/tags/instance/Note", value)
+    proc = dump(sim.url, "--format", "yaml", "--keys", "tags")
+    assert proc.returncode == 0, proc.stderr
+    assert yaml.safe_load(proc.stdout)["tags"]["Note"] == value
