@@ -25,7 +25,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 from fault_support import cli_error, run_cli
-from hostile_support import Answer, Hostile, Upstream, deep_category, with_category
+from hostile_support import Answer, Hostile, Upstream, deep_category, wide_category, with_category
 
 from ec2_metadata_core import (
     ConfigError,
@@ -107,17 +107,6 @@ def test_a_category_as_deep_as_allowed_is_read_whole(sim: Simulator) -> None:
         assert tree["leaf"] == "a/\nleaf"
         tree = tree["a"]
     assert tree == {"leaf": "leaf"}
-
-
-def wide_category(method: str, path: str, upstream: Upstream) -> Optional[Answer]:
-    """``meta-data/wide/``: 50 directories of 50 directories of ..."""
-    if path == "/latest/meta-data/":
-        return with_category("wide", "wide/", upstream)
-    if path.startswith("/latest/meta-data/wide/"):
-        if path.endswith("/"):
-            return Answer(200, "\n".join("d{}/".format(i) for i in range(50)).encode())
-        return Answer(200, b"x")
-    return None
 
 
 def test_a_category_too_wide_is_left_out_within_the_budget(sim: Simulator) -> None:
