@@ -138,10 +138,10 @@ class Hostile:
 
 
 def with_category(name: str, listing: str, upstream: Upstream) -> Answer:
-    """The simulator's ``meta-data/`` listing with one more entry."""
+    """The simulator's ``meta-data/`` listing with one more entry (alone if it has none)."""
     status, _, body = upstream()
-    assert status == 200
-    return Answer(200, body.rstrip(b"\n") + b"\n" + listing.encode() + b"\n")
+    known = body.rstrip(b"\n") + b"\n" if status == 200 else b""
+    return Answer(200, known + listing.encode() + b"\n")
 
 
 def deep_category(method: str, path: str, upstream: Upstream) -> Optional[Answer]:
