@@ -160,12 +160,14 @@ def timed(run: Callable[[], object]) -> float:
 
 
 def wide_category(method: str, path: str, upstream: Upstream) -> Optional[Answer]:
-    """``meta-data/wide/``: 50 directories of 50 directories of ..."""
+    """``meta-data/wide/``: 50 directories of 50 directories of 50 values, 3 levels deep."""
     if path == "/latest/meta-data/":
         return with_category("wide", "wide/", upstream)
     if path.startswith("/latest/meta-data/wide/"):
         if path.endswith("/"):
-            return Answer(200, "\n".join("d{}/".format(i) for i in range(50)).encode())
+            level = path[len("/latest/meta-data/wide/") :].count("/")
+            entry = "d{}/" if level < 2 else "v{}"
+            return Answer(200, "\n".join(entry.format(i) for i in range(50)).encode())
         return Answer(200, b"x")
     return None
 
@@ -232,6 +234,7 @@ WORST: Dict[str, Tuple[Rule, Tuple[str, ...]]] = {
     "deep tree": (deep_category, ()),
     "wide tree": (wide_category, ()),
     "control characters to the caps": (escapes_to_the_caps, ("--include-user-data",)),
+    "the same, as YAML": (escapes_to_the_caps, ("--include-user-data", "--format", "yaml")),
     "gzip bomb in user data": (user_data_bomb, ("--include-user-data",)),
     "user data inflating to the cap": (user_data_at_the_cap, ("--include-user-data",)),
     "100,000 tags": (tags_by_the_100000, ()),
