@@ -5,20 +5,17 @@ wide, megabytes of control characters, a gzip bomb, 100,000 tags, a 10 MB
 token, stalls) is served by the hostile proxy in front of an in-process
 simulator; ``dump`` runs as a child process and notes its own peak RSS
 (VmHWM: ``wait4``'s figure would count this process's pages too). The
-target: the largest under 100 MB. Run alone with
-``python benchmarks/hostile_cost.py`` inside a loopback-only namespace, or
-as a section of ``make bench`` (``run.py --only hostile`` runs it alone).
+target: the largest under 100 MB. A section of ``make bench``;
+``run.py --only hostile`` runs it alone.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 import layout
-import measure
 
 sys.path.insert(0, str(layout.ROOT / "tests"))
 
@@ -95,20 +92,3 @@ def render(block: Optional[Dict[str, Any]]) -> str:
         verdict = "PASS" if target["ok"] else "FAIL"
         lines.append("  {} {}: {}".format(verdict, target["name"], target["shown"]))
     return "\n".join(lines)
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    if not measure.loopback_only():
-        print(
-            "hostile_cost: run inside a loopback-only namespace (see make bench)", file=sys.stderr
-        )
-        return 2
-    block = measure_hostile()
-    print(render(block))
-    if "--json" in (argv if argv is not None else sys.argv[1:]):
-        print(json.dumps(block, indent=1, sort_keys=True))
-    return 0 if all(t["ok"] for t in block["targets"]) else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
