@@ -178,8 +178,10 @@ class Urllib3Transport(Transport):
             )
             try:
                 body = _body(raw, self._base, job, timeout, started)
-            finally:
-                raw.release_conn()
+            except BaseException:
+                raw.close()  # a body left unread: the connection goes, not back to the pool
+                raise
+            raw.release_conn()
         except urllib3.exceptions.NewConnectionError as exc:  # a ConnectTimeoutError too
             raise _unreachable(self._base, job, exc) from None
         except urllib3.exceptions.TimeoutError:
