@@ -47,8 +47,6 @@ from ec2_metadata_core.errors import IMDSHTTPError, printable
 from ec2_metadata_core.simulator import Simulator
 from ec2_metadata_core.snapshot import snapshot, user_data_json
 
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-
 
 @pytest.fixture
 def sim() -> Iterator[Simulator]:
