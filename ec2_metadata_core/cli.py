@@ -29,7 +29,7 @@ from typing import (
     TypeVar,
 )
 
-from . import config, watch_cli
+from . import config, identity_cli, watch_cli
 from .errors import ConfigError, IMDSError
 from .model import EC2Metadata
 
@@ -337,6 +337,9 @@ COMMANDS: Dict[str, Command] = {
         _get,
     ),
     "watch": Command(watch_cli.HELP, watch_cli.DESCRIPTION, watch_cli.add_options, watch_cli.run),
+    "identity": Command(
+        identity_cli.HELP, identity_cli.DESCRIPTION, identity_cli.add_options, identity_cli.run
+    ),
 }
 
 
