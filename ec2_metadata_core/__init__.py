@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import (
     ConfigError,
+    IdentityVerificationError,
     IMDSError,
     IMDSHTTPError,
     IMDSTimeoutError,
@@ -45,6 +46,7 @@ __all__ = [
     "IMDSUnavailableError",
     "IamInfoDict",
     "IamSecurityCredentialsDict",
+    "IdentityVerificationError",
     "InstanceIdentityDocumentDict",
     "InstanceTags",
     "MalformedResponseError",

@@ -3,8 +3,8 @@
 Whatever answers at the metadata address, or whatever a host sends a master,
 may lie; the identity document is the one thing in IMDS that AWS signs. This
 module checks those signatures with AWS's public certificates (bundled, per
-region, in ``data/aws-identity-certificates.json``; ``data/SOURCES.md`` says
-where they came from) and with any extra certificates the caller trusts (the
+region, in ``aws_certificates.py``, which says where they came from) and with
+any extra certificates the caller trusts (the
 simulator's, a test CA's). It returns a ``VerifiedIdentity`` or raises
 ``IdentityVerificationError`` with a one-line reason: nothing is half-trusted.
 
@@ -36,7 +36,6 @@ import hashlib
 import json
 import os
 import re
-from pathlib import Path
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -50,13 +49,13 @@ from typing import (
     Union,
 )
 
+from .aws_certificates import REGIONS
 from .errors import IdentityVerificationError
 
 if TYPE_CHECKING:  # pragma: no cover
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
     from cryptography.x509 import Certificate
 
-CERTIFICATES_PATH = Path(__file__).resolve().parent / "data" / "aws-identity-certificates.json"
 KINDS = ("signature", "rsa2048")
 # Bounds on untrusted input: AWS's document is ~500 bytes, its rsa2048 ~2.5 KiB.
 MAX_DOCUMENT_BYTES = 16 * 1024
@@ -145,15 +144,11 @@ def _crypto() -> Any:
     return x509
 
 
-_BUNDLE: Optional[Dict[str, Dict[str, str]]] = None
+_BUNDLE: Dict[str, Dict[str, str]] = REGIONS
 
 
 def bundled_regions() -> Dict[str, Dict[str, str]]:
-    """Region code -> {"name", "rsa", "rsa2048"} (PEM text) from the bundle."""
-    global _BUNDLE
-    if _BUNDLE is None:
-        with open(CERTIFICATES_PATH, encoding="utf-8") as handle:
-            _BUNDLE = json.load(handle)["regions"]
+    """Region code -> {"name", "rsa", "rsa2048"} (PEM text): AWS's certificates."""
     return _BUNDLE
 
 
