@@ -66,7 +66,7 @@ _PEM_LINE = re.compile(rb"^-----(BEGIN|END) [A-Z0-9 ]+-----$")
 _OID_DATA = "1.2.840.113549.1.7.1"
 _OID_SIGNED_DATA = "1.2.840.113549.1.7.2"
 
-TrustSource = Union[str, bytes, "os.PathLike[str]", "Certificate"]
+TrustSource = Union[str, bytes, "os.PathLike[str]", "Certificate", "Candidate"]
 
 
 class Candidate:
@@ -168,12 +168,15 @@ def _rsa_key(cert: Certificate, what: str) -> RSAPublicKey:
 
 
 def load_trusted(sources: Iterable[TrustSource]) -> List[Candidate]:
-    """Load extra trusted certificates: PEM text or bytes, a file path, or a Certificate."""
+    """Load extra trusted certificates: PEM text or bytes, a file path, a Certificate."""
     _crypto()
     from cryptography import x509
 
     out: List[Candidate] = []
     for source in sources:
+        if isinstance(source, Candidate):  # loaded before (a long-lived policy)
+            out.append(source)
+            continue
         if isinstance(source, x509.Certificate):
             certs = [source]
             what = "trusted certificate"
