@@ -1,6 +1,7 @@
 """`make demo`: the simulator, then the CLI, an Ansible play and salt-call against it,
 then a spot interruption posted on the simulator reaching a Salt master as a beacon
-event and an ansible-rulebook that runs a playbook on it.
+event and an ansible-rulebook that runs a playbook on it, then a Salt minion accepted
+by proof of its signed identity document (demo/enroll.py).
 
 Everything runs from the project's .venv and talks only to the simulator on
 127.0.0.1; temporary files live in one directory removed at the end.
@@ -66,6 +67,9 @@ def main() -> int:
             ansible(Path(tmp), env)
             salt(Path(tmp), env)
             notices(Path(tmp), env, url)
+            from enroll import enrollment  # demo/enroll.py
+
+            enrollment(Path(tmp), env)
     finally:
         sim.terminate()
         sim.wait(10)

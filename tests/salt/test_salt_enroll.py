@@ -17,12 +17,15 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, NamedTuple
 
 import pytest
+import yaml
+from readme_support import readme_block
 
 from ec2_metadata_core.simulator import Simulator
 from ec2_metadata_core.simulator.signing import IdentitySigner, default_signer
@@ -30,6 +33,7 @@ from ec2_metadata_core.simulator.signing import IdentitySigner, default_signer
 pytestmark = pytest.mark.slow
 
 ACCOUNT = "123456789012"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "identity.md"
 PATIENCE = 90.0
 
 
@@ -168,17 +172,17 @@ def fleet(
         instance(sims[name], case)
     port = free_port()
     try:
+        # The master config of docs/identity.md, with a test port, no TLS, the simulator trusted.
+        config = yaml.safe_load(readme_block(DOCS, "# /etc/salt/master.d/imds-enroll.conf"))
+        api_config = config["rest_cherrypy"]
+        for name in ("ssl_crt", "ssl_key"):
+            del api_config[name]
+        api_config.update(host="127.0.0.1", port=port, disable_ssl=True)
+        (engine,) = config["engines"]
+        engine["imds_ec2_enroll"]["trust"] = [str(trust)]
         master = factories.salt_master_daemon(
             "imds-enroll-master",
-            overrides={
-                "rest_cherrypy": {
-                    "host": "127.0.0.1",
-                    "port": port,
-                    "disable_ssl": True,
-                    "webhook_disable_auth": True,
-                },
-                "engines": [{"imds_ec2_enroll": {"accounts": [ACCOUNT], "trust": [str(trust)]}}],
-            },
+            overrides=config,
             # saltfactories accepts every pending key itself unless told otherwise.
             on_auth_event_callback=lambda _master, _payload: None,
         )
@@ -205,9 +209,12 @@ def fleet(
                     "http://127.0.0.1:{}/hook/imds_ec2/enroll".format(port),
                     Path(master.config["log_file"]),
                 )
-            finally:
-                for minion in minions.values():
-                    minion.terminate()
+            finally:  # in parallel: a minion takes seconds to stop
+                stopping = [threading.Thread(target=m.terminate) for m in minions.values()]
+                for thread in stopping:
+                    thread.start()
+                for thread in stopping:
+                    thread.join()
     finally:
         for sim in sims.values():
             sim.stop()
