@@ -12,11 +12,10 @@ import datetime
 import getpass
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any, Dict, List
 
-from run import BIN, free_port, run, step, wait_for
+from run import BIN, free_port, run, step, stop_all, wait_for
 
 ACCOUNT = "123456789012"
 INSTANCE = "i-0123456789abcdef0"
@@ -118,13 +117,4 @@ def enrollment(tmp: Path, env: Dict[str, str]) -> None:
         wait_for("answer from the enrolled minion", answers)
         run(ping, env)
     finally:
-        for process in started:
-            if process.poll() is None:
-                process.terminate()
-        for process in started:
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
-        sys.stdout.flush()
+        stop_all(started)

@@ -19,7 +19,7 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Any, Callable, Dict, List
 
 from saltext.imds_ec2.local import write_local_minion
 
@@ -255,15 +255,20 @@ def notices(tmp: Path, env: Dict[str, str], url: str) -> None:
         print("  ansible-rulebook ran drain.yml:")
         print(textwrap.indent(played, "    "))
     finally:
-        for process in started:  # all at once: the Salt daemons take a while each
-            if process.poll() is None:
-                process.terminate()
-        for process in started:
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+        stop_all(started)
+
+
+def stop_all(processes: List[subprocess.Popen[Any]]) -> None:
+    """Stop every process at once: the Salt daemons take a while each."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
 
 
 if __name__ == "__main__":
