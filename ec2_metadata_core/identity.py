@@ -389,7 +389,7 @@ def verify_mapping(
 ) -> VerifiedIdentity:
     """``verify_identity`` over a mapping with ``document``/``signature``/``rsa2048`` keys."""
     values: Dict[str, Union[str, bytes, None]] = {}
-    for key in ("document", "signature", "rsa2048"):
+    for key in ("document", *KINDS):
         value = proof.get(key)
         if value is not None and not isinstance(value, (str, bytes)):
             raise IdentityVerificationError("malformed {}: not text".format(key))
