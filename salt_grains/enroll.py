@@ -78,6 +78,8 @@ class Keys(Protocol):
 
     def accept(self, minion_id: str) -> None: ...
 
+    def reject(self, minion_id: str) -> None: ...
+
 
 class Memory(Protocol):
     """Where enrolled instance ids are remembered (the master's cache)."""
@@ -252,7 +254,8 @@ class Enroller:
             raise Refused("the pending key's fingerprint is not the proof's")
         self.keys.accept(minion_id)
         if self.keys.accepted_fingerprint(minion_id) != finger:  # swapped meanwhile
-            raise Refused("the accepted key's fingerprint is not the proof's")
+            self.keys.reject(minion_id)  # rejected, not deleted: salt-key shows it
+            raise Refused("the accepted key's fingerprint is not the proof's; rejected")
         self.memory.store(
             BANK,
             instance_id,
@@ -294,6 +297,9 @@ class SaltKeys:
         # match_dict, not match: a minion id is never read as a glob.
         self.key.accept(match_dict={"minions_pre": [minion_id]})
 
+    def reject(self, minion_id: str) -> None:
+        self.key.reject(match_dict={"minions": [minion_id]}, include_accepted=True)
+
 
 def serve(opts: Mapping[str, Any], config: Mapping[str, Any]) -> None:
     """The engine's loop: one decision, logged and fired, per proof on the bus."""
@@ -317,7 +323,11 @@ def serve(opts: Mapping[str, Any], config: Mapping[str, Any]) -> None:
                 continue
             data = event.get("data")
             proof = data.get("post") if isinstance(data, Mapping) else None
-            decision = enroller.decide(proof)
+            try:
+                decision = enroller.decide(proof)
+            except Exception as exc:  # the key store failed: say so, keep serving
+                log.error("imds_ec2 enroll: could not decide: %s", " ".join(str(exc).split()))
+                continue
             log.warning("%s", decision.line())
             outcome = "accepted" if decision.accepted else "refused"
             bus.fire_event(

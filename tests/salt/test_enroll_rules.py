@@ -25,6 +25,8 @@ class Keys:
     def __init__(self) -> None:
         self.pending: Dict[str, str] = {}
         self.accepted: Dict[str, str] = {}
+        self.rejected: Dict[str, str] = {}
+        self.swap: Dict[str, str] = {}
 
     def pending_fingerprint(self, minion_id: str) -> Optional[str]:
         return self.pending.get(minion_id)
@@ -34,6 +36,10 @@ class Keys:
 
     def accept(self, minion_id: str) -> None:
         self.accepted[minion_id] = self.pending.pop(minion_id)
+        self.accepted.update(self.swap)  # a key replaced between the checks and the accept
+
+    def reject(self, minion_id: str) -> None:
+        self.rejected[minion_id] = self.accepted.pop(minion_id)
 
 
 class Memory:
@@ -161,3 +167,14 @@ def test_bad_engine_options_are_named(config: Dict[str, Any], message: str) -> N
     with pytest.raises(ValueError) as caught:
         Policy.from_config(config)
     assert str(caught.value).startswith(message), caught.value
+
+
+def test_a_key_swapped_during_acceptance_is_rejected_not_deleted(trust: str) -> None:
+    machine = enroller(trust)
+    other = fingerprint(b"another key")
+    machine.keys.swap["i-0123456789abcdef0"] = other
+    decision = machine.decide(proof(), now=NOW)
+    assert not decision.accepted
+    assert decision.reason == "the accepted key's fingerprint is not the proof's; rejected"
+    assert machine.keys.rejected == {"i-0123456789abcdef0": other}
+    assert machine.memory.fetch(BANK, "i-0123456789abcdef0") == {}
