@@ -379,8 +379,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--post", metavar="URL", help="e.g. https://salt:8000/hook/imds_ec2/enroll")
     args = parser.parse_args(argv)
     try:
-        with open(args.public_key, encoding="ascii") as handle:
-            public_key = handle.read(64 * 1024)
+        try:
+            with open(args.public_key, encoding="ascii") as handle:
+                public_key = handle.read(64 * 1024)
+        except OSError as exc:
+            message = "--public-key {}: {}".format(args.public_key, exc.strerror or exc)
+            raise ValueError(message) from None
         client = IMDSClient()  # the AWS SDK settings: environment, shared config
         try:
             paths = ["dynamic/instance-identity/" + n for n in ("document", "signature", "rsa2048")]

@@ -547,6 +547,10 @@ class Simulator(NoticeControls):
       answers 404 (removed between listing and read);
     * ``faults`` (see ``Fault``): scripted answers, every Nth, K of every N,
       or a fraction of requests.
+
+    ``signer`` signs the identity document's ``signature`` and ``rsa2048``
+    (``signing.py``): the process's shared key by default, so one
+    ``signer.certificate_pem`` verifies every simulator of a test run.
     """
 
     def __init__(

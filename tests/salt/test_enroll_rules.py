@@ -178,3 +178,20 @@ def test_a_key_swapped_during_acceptance_is_rejected_not_deleted(trust: str) -> 
     assert decision.reason == "the accepted key's fingerprint is not the proof's; rejected"
     assert machine.keys.rejected == {"i-0123456789abcdef0": other}
     assert machine.memory.fetch(BANK, "i-0123456789abcdef0") == {}
+
+
+def test_the_minion_command_fails_in_one_line(tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    missing = str(tmp_path / "missing.pub")
+    module = [sys.executable, "-m", "saltext.imds_ec2.enroll"]
+    done = subprocess.run(
+        [*module, "--id", "i-0123456789abcdef0", "--public-key", missing],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    (line,) = done.stderr.splitlines()
+    assert line == "enroll: error: --public-key {}: No such file or directory".format(missing)

@@ -248,6 +248,9 @@ def test_legitimate_minions_are_accepted_with_no_hand(enrolled: Fleet) -> None:
             "imds_ec2 enroll: accepted {!r}: instance ".format(CASES[name].minion_id)
         )
         assert "of account 123456789012 in eu-central-1b" in line
+    text = enrolled.log.read_text(encoding="utf-8", errors="replace")
+    for secret in ("ASIASIMULATORKEY", "simulator-secret", "simulator-session-token"):
+        assert secret not in text
     cli = enrolled.master.salt_cli(timeout=60)
     answered = wait_for(
         "the accepted minions to answer",
