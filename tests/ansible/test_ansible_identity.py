@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, List
 
 import pytest
-from imds_ansible_env import Run
+import yaml
+from imds_ansible_env import Run, local_inventory
+from readme_support import readme_block
 
 from ec2_metadata_core.simulator import Simulator
 from ec2_metadata_core.simulator.signing import IdentitySigner
@@ -23,6 +25,7 @@ from ec2_metadata_core.simulator.signing import IdentitySigner
 pytestmark = pytest.mark.slow
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "aws-identity"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "identity.md"
 
 PLAY = """
 - hosts: gatherers
@@ -120,3 +123,49 @@ def test_a_controller_verifies_the_hosts_it_gathered(
         for line in failures
     ), result.output
     assert "Traceback" not in result.output
+
+
+def docs_tasks(first_line: str, trust: Path) -> List[Dict[str, Any]]:
+    text = readme_block(DOCS, first_line).replace("'simulator.pem'", "'{}'".format(trust))
+    tasks: List[Dict[str, Any]] = yaml.safe_load(text)
+    return tasks
+
+
+def test_the_docs_examples_pass_on_the_simulator_with_its_certificate_only(
+    imds_simulator: Simulator,
+    run_ansible: Callable[..., Run],
+    pythons: Dict[str, Path],
+    write: Callable[[str, str], Path],
+) -> None:
+    assert imds_simulator.signer is not None
+    trust = write("simulator.pem", imds_simulator.signer.certificate_pem)
+    gather = {"name": "Gather", "imds.ec2.ec2_metadata_facts": None}
+    plays = [
+        {
+            "hosts": "targets",
+            "gather_facts": False,
+            "tasks": [
+                gather,
+                *docs_tasks(
+                    "- name: Verify a simulated host, trusting the simulator's certificate", trust
+                ),
+            ],
+        }
+    ]
+    inventory = write("hosts.ini", local_inventory({"sim": pythons["3.8"]}))
+    rehearsal = run_ansible(
+        "ansible-playbook", "-i", str(inventory), str(write("rehearse.yml", yaml.safe_dump(plays)))
+    )
+    assert rehearsal.returncode == 0, rehearsal.output
+    assert "All assertions passed" in rehearsal.output
+    plays[0]["tasks"] = [
+        gather,
+        *docs_tasks(
+            "- name: Refuse to go on with a host that cannot prove which instance it is", trust
+        ),
+    ]
+    production = run_ansible(
+        "ansible-playbook", "-i", str(inventory), str(write("site.yml", yaml.safe_dump(plays)))
+    )
+    assert production.returncode == 2, production.output
+    assert "verified_identity: bad rsa2048 signature: it does not verify" in production.output
