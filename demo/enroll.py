@@ -9,40 +9,31 @@ posts its proof. docs/identity.md is the reference.
 from __future__ import annotations
 
 import datetime
-import getpass
 import json
 import subprocess
 from pathlib import Path
 from typing import Any, Dict, List
 
-from run import BIN, free_port, run, step, stop_all, wait_for
+from run import BIN, free_port, run, salt_configs, step, stop_all, wait_for
 
 ACCOUNT = "123456789012"
 INSTANCE = "i-0123456789abcdef0"
 
 
 def configs(root: Path, sim_url: str, cert: Path, api_port: int) -> Dict[str, Path]:
-    ports = {"publish_port": free_port(), "ret_port": free_port()}
-    common = {"user": getpass.getuser(), "root_dir": str(root), **ports}
-    master = dict(common, interface="127.0.0.1", log_file=str(root / "master.log"))
-    master["rest_cherrypy"] = {
-        "host": "127.0.0.1",
-        "port": api_port,
-        "disable_ssl": True,  # loopback only; use TLS anywhere else
-        "webhook_disable_auth": True,
+    """A salt-master with the imds_ec2_enroll engine and salt-api; a minion of the instance."""
+    master: Dict[str, Any] = {
+        "rest_cherrypy": {
+            "host": "127.0.0.1",
+            "port": api_port,
+            "disable_ssl": True,  # loopback only; use TLS anywhere else
+            "webhook_disable_auth": True,
+        },
+        "engines": [{"imds_ec2_enroll": {"accounts": [ACCOUNT], "trust": [str(cert)]}}],
     }
-    master["engines"] = [{"imds_ec2_enroll": {"accounts": [ACCOUNT], "trust": [str(cert)]}}]
-    minion = dict(common, id=INSTANCE, master="127.0.0.1", master_port=ports["ret_port"])
-    minion.update(log_file=str(root / "minion.log"), enable_fqdns_grains=False)
-    minion.update(acceptance_wait_time=1, acceptance_wait_time_max=1)
+    minion = {"id": INSTANCE, "acceptance_wait_time": 1, "acceptance_wait_time_max": 1}
     minion["ec2_metadata"] = {"endpoint": sim_url}
-    dirs = {}
-    for name, config in (("master", master), ("minion", minion)):
-        confdir = root / "conf-{}".format(name)
-        confdir.mkdir(parents=True)
-        (confdir / name).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-        dirs[name] = confdir
-    return dirs
+    return salt_configs(root, master, minion)
 
 
 def enrollment(tmp: Path, env: Dict[str, str]) -> None:
@@ -102,7 +93,7 @@ def enrollment(tmp: Path, env: Dict[str, str]) -> None:
         public_key = root / "etc" / "salt" / "pki" / "minion" / "minion.pub"
         hook = "http://127.0.0.1:{}/hook/imds_ec2/enroll".format(api_port)
         enroll = [python, "-m", "saltext.imds_ec2.enroll", "--id", INSTANCE]
-        run([*enroll, "--public-key", str(public_key), "--post", hook], env)
+        run([*enroll, "--public-key", str(public_key), "--post", hook, "--wait", "90"], env)
         wait_for("accepted key", lambda: INSTANCE in key_state().get("minions", []))
         log = (root / "master.log").read_text(encoding="utf-8", errors="replace")
         decided = [line for line in log.splitlines() if "imds_ec2 enroll:" in line]

@@ -142,22 +142,32 @@ def wait_for(what: str, done: Callable[[], bool], timeout: float = 90) -> None:
         time.sleep(0.2)
 
 
-def salt_pair(root: Path, url: str) -> Dict[str, Path]:
-    """Config dirs of a salt-master and a salt-minion with the ec2_metadata beacon."""
+def salt_configs(root: Path, master: Dict[str, Any], minion: Dict[str, Any]) -> Dict[str, Path]:
+    """Config dirs of a salt-master and a salt-minion on loopback, with these settings added."""
     ports = {"publish_port": free_port(), "ret_port": free_port()}
     common = {"user": getpass.getuser(), "root_dir": str(root), **ports}
-    master = dict(common, interface="127.0.0.1", auto_accept=True, log_file=str(root / "m.log"))
-    minion = dict(common, id="demo-minion", master="127.0.0.1", master_port=ports["ret_port"])
-    minion.update(log_file=str(root / "minion.log"), enable_fqdns_grains=False, loop_interval=1)
-    minion["ec2_metadata"] = {"endpoint": url}
-    minion["beacons"] = {"ec2_metadata": [{"interval": 1}, {"kinds": ["spot"]}]}
+    configs = {
+        "master": dict(common, interface="127.0.0.1", log_file=str(root / "master.log")),
+        "minion": dict(common, master="127.0.0.1", master_port=ports["ret_port"]),
+    }
+    configs["minion"].update(log_file=str(root / "minion.log"), enable_fqdns_grains=False)
+    configs["master"].update(master)
+    configs["minion"].update(minion)
     dirs = {}
-    for name, config in (("master", master), ("minion", minion)):
+    for name, config in configs.items():
         confdir = root / "conf-{}".format(name)
         confdir.mkdir(parents=True)
         (confdir / name).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         dirs[name] = confdir
     return dirs
+
+
+def salt_pair(root: Path, url: str) -> Dict[str, Path]:
+    """A salt-master that accepts anyone and a salt-minion with the ec2_metadata beacon."""
+    minion: Dict[str, Any] = {"id": "demo-minion", "loop_interval": 1}
+    minion["ec2_metadata"] = {"endpoint": url}
+    minion["beacons"] = {"ec2_metadata": [{"interval": 1}, {"kinds": ["spot"]}]}
+    return salt_configs(root, {"auto_accept": True}, minion)
 
 
 RULEBOOK = """\

@@ -48,6 +48,7 @@ EVENT_PREFIX = "imds_ec2/enroll/"
 DEFAULT_MAX_AGE = 600
 DEFAULT_CLOCK_SKEW = 300
 MAX_FIELD = 16 * 1024
+REPOST_EVERY = 5  # seconds between posts of ``--wait``
 _INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}\Z")
 _MINION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 _FINGERPRINT = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){15,63}\Z")
@@ -359,7 +360,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """``python -m saltext.imds_ec2.enroll --id ID [--post URL]``: build (and send) the proof."""
     import argparse
     import json
+    import os
     import sys
+    import time
     import urllib.request
 
     from ec2_metadata_core.client import IMDSClient
@@ -377,6 +380,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         help="the minion's public key (default: %(default)s)",
     )
     parser.add_argument("--post", metavar="URL", help="e.g. https://salt:8000/hook/imds_ec2/enroll")
+    parser.add_argument(
+        "--wait",
+        type=float,
+        metavar="S",
+        help="with --post: post again every %d s until the master has accepted the key "
+        "(the minion then holds minion_master.pub beside its key), for at most S seconds"
+        % REPOST_EVERY,
+    )
     args = parser.parse_args(argv)
     try:
         try:
@@ -401,8 +412,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         request = urllib.request.Request(
             args.post, data=body, headers={"Content-Type": "application/json"}, method="POST"
         )
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            sys.stdout.write(answer.read(4096).decode("utf-8", "replace") + "\n")
+
+        def send() -> str:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                return str(answer.read(4096).decode("utf-8", "replace"))
+
+        said = send()
+        if args.wait is not None:
+            # Accepted: the minion's next sign-in stores the master's key beside its own.
+            accepted = os.path.join(os.path.dirname(args.public_key), "minion_master.pub")
+            deadline = time.monotonic() + args.wait
+            again = time.monotonic() + REPOST_EVERY
+            while not os.path.exists(accepted):
+                if time.monotonic() > deadline:
+                    raise ValueError(
+                        "not accepted after {:g} s: see the master's log".format(args.wait)
+                    )
+                time.sleep(0.5)
+                if time.monotonic() >= again:  # the engine may have missed it (restarting)
+                    said = send()
+                    again = time.monotonic() + REPOST_EVERY
+        sys.stdout.write(said + "\n")
         return 0
     except (OSError, ValueError, IMDSError) as exc:
         sys.stderr.write("enroll: error: {}\n".format(" ".join(str(exc).split())))

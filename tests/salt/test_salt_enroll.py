@@ -231,7 +231,9 @@ def enrolled(fleet: Fleet) -> Fleet:
             other = json.loads(enroll(fleet, "good-1").stdout)["fingerprint"]
             post(fleet.hook, dict(proof, fingerprint=other))
             continue
-        sent = enroll(fleet, name, "--post", fleet.hook)
+        # The legitimate ones wait for their acceptance, as a boot script would.
+        wait = ["--wait", "60"] if name.startswith("good") else []
+        sent = enroll(fleet, name, "--post", fleet.hook, *wait)
         assert sent.returncode == 0, sent.stderr
         assert json.loads(sent.stdout) == {"success": True}
     for minion_id in (case.minion_id for case in CASES.values()):
@@ -312,3 +314,11 @@ def test_the_minion_side_proof_carries_the_key_salt_key_shows(enrolled: Fleet) -
     assert finger.returncode == 0, finger
     assert finger.data["minions_pre"][proof["id"]] == proof["fingerprint"]
     assert set(proof) == {"id", "fingerprint", "document", "signature", "rsa2048"}
+
+
+def test_waiting_for_a_refused_key_ends_in_one_line(enrolled: Fleet) -> None:
+    """Last in the file: it posts the foreign proof again (more refusal lines)."""
+    sent = enroll(enrolled, "foreign", "--post", enrolled.hook, "--wait", "3")
+    assert sent.returncode == 1 and sent.stdout == ""
+    assert sent.stderr == "enroll: error: not accepted after 3 s: see the master's log\n"
+    assert CASES["foreign"].minion_id in keys(enrolled.master)["minions_pre"]
