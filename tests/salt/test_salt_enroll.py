@@ -223,6 +223,13 @@ def fleet(
 @pytest.fixture(scope="module")
 def enrolled(fleet: Fleet) -> Fleet:
     """Every minion has posted its proof once; the engine has logged every decision."""
+
+    def engine_listens() -> bool:  # the engine starts after the master: probe until it answers
+        post(fleet.hook, {"id": "probe"})
+        time.sleep(1)
+        return bool(decisions(fleet.log, "probe"))
+
+    wait_for("the engine to listen", engine_listens)
     for name in CASES:
         if name == "finger":  # a proof naming another key's fingerprint
             made = enroll(fleet, name)
