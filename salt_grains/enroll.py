@@ -49,6 +49,7 @@ DEFAULT_MAX_AGE = 600
 DEFAULT_CLOCK_SKEW = 300
 MAX_FIELD = 16 * 1024
 REPOST_EVERY = 5  # seconds between posts of ``--wait``
+SALT_MAJOR = 3008  # the master's key store and fingerprints as salt.key has them since 3008
 _INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}\Z")
 _MINION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 _FINGERPRINT = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){15,63}\Z")
@@ -306,8 +307,12 @@ def serve(opts: Mapping[str, Any], config: Mapping[str, Any]) -> None:
     """The engine's loop: one decision, logged and fired, per proof on the bus."""
     import salt.cache  # type: ignore[import-untyped]
     import salt.utils.event  # type: ignore[import-untyped]
+    import salt.version  # type: ignore[import-untyped]
 
     try:
+        if salt.version.__saltstack_version__.major < SALT_MAJOR:
+            # Earlier masters keep keys as files and fingerprint them otherwise.
+            raise ValueError("needs Salt {} or later on the master".format(SALT_MAJOR))
         policy = Policy.from_config(config)
         hook = config.get("hook", HOOK)
         if not isinstance(hook, str) or not re.match(r"[A-Za-z0-9_./-]+\Z", hook):

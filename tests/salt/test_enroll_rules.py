@@ -195,3 +195,29 @@ def test_the_minion_command_fails_in_one_line(tmp_path: Any) -> None:
     assert done.returncode == 1 and done.stdout == ""
     (line,) = done.stderr.splitlines()
     assert line == "enroll: error: --public-key {}: No such file or directory".format(missing)
+
+
+@pytest.mark.parametrize(
+    "major, config, message",
+    [
+        (3007, {"accounts": "1"}, "needs Salt 3008 or later on the master"),
+        (3008, {}, "accounts: required (the AWS account ids whose instances may enroll)"),
+        (3008, {"accounts": "1", "hook": "a b"}, "hook: expected a URL path under /hook/"),
+    ],
+)
+def test_the_engine_does_not_start_on_what_it_cannot_serve(
+    monkeypatch: Any, caplog: Any, major: int, config: Dict[str, Any], message: str
+) -> None:
+    import salt.version
+
+    from saltext.imds_ec2 import enroll
+
+    class Version:
+        pass
+
+    version = Version()
+    version.major = major  # type: ignore[attr-defined]
+    monkeypatch.setattr(salt.version, "__saltstack_version__", version)
+    with caplog.at_level("ERROR", logger="saltext.imds_ec2.enroll"):
+        enroll.serve({"sock_dir": "/nonexistent"}, config)  # returns: it never listens
+    assert caplog.messages == ["imds_ec2 enroll: not started: " + message]
