@@ -41,5 +41,7 @@ version, urls = from_pyproject() if PROJECT.is_file() else from_pkg_info()
 setup(
     version=version,
     install_requires=["{}=={}".format(LIBRARY, version)],
+    # The master engine that enrolls minions on their identity document verifies it.
+    extras_require={"identity": ["{}[identity]=={}".format(LIBRARY, version)]},
     project_urls=urls,
 )
