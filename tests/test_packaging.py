@@ -171,7 +171,10 @@ def test_one_version_for_both_distributions_and_the_collection(
         assert (info["Name"], info["Version"]) == (name, version)
         assert dist.wheel.name.split("-")[1] == version
     saltext = metadata(wheel_file(dists[SALTEXT], ".dist-info/METADATA"))
-    assert saltext.get_all("Requires-Dist") == ["{}=={}".format(LIBRARY, version)]
+    assert saltext.get_all("Requires-Dist") == [
+        "{}=={}".format(LIBRARY, version),
+        '{}[identity]=={}; extra == "identity"'.format(LIBRARY, version),
+    ]
     # The collection's build reads the same place.
     sys.path.insert(0, str(ROOT / "ansible_collection"))
     try:
