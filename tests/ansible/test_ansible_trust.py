@@ -69,10 +69,11 @@ def tags(imds_simulator: Simulator, marks: Path) -> Dict[str, str]:
 
 
 @pytest.fixture
-def collection_env(
+def run_core(
     ansible_core: AnsibleCore, built: Built, run_ansible: Callable[..., Run], tmp_path: Path
-) -> Dict[str, str]:
-    """The tarball installed by this ansible-core's ansible-galaxy, as its users install it."""
+) -> Callable[..., Run]:
+    """``run_core(tool, args...)``: this ansible-core's tool, with the collection installed
+    by its own ansible-galaxy, as its users install it."""
     path = tmp_path / "collections"
     env = {"ANSIBLE_COLLECTIONS_PATH": str(path)}
     installed = run_ansible(
@@ -88,7 +89,7 @@ def collection_env(
     )
     assert installed.returncode == 0, installed.output
     assert (path / "ansible_collections" / "imds" / "ec2" / "MANIFEST.json").is_file()
-    return env
+    return lambda tool, *args: run_ansible(tool, *args, env=env, core=ansible_core)
 
 
 def assert_nothing_ran(marks: Path) -> None:
@@ -119,18 +120,17 @@ def test_ansible_inventory_graph_and_list_render_no_tag(
     ansible_core: AnsibleCore,
     tags: Dict[str, str],
     marks: Path,
-    collection_env: Dict[str, str],
-    run_ansible: Callable[..., Run],
+    run_core: Callable[..., Run],
     write: Callable[[str, str], Path],
 ) -> None:
     """Finding 1 of issue 17: ``--graph`` alone ran a tag on ansible-core 2.16 to 2.18."""
     config = write("instance.imds_ec2.yml", readme_block(COLLECTION_README, CONFIG_LINE))
-    graph = run_ansible("ansible-inventory", "-i", str(config), "--graph", env=collection_env)
+    graph = run_core("ansible-inventory", "-i", str(config), "--graph")
     assert graph.returncode == 0, graph.output
     assert_nothing_ran(marks)
     assert "@{}:".format(safe_group("role", tags["Role"])) in graph.output, graph.output
 
-    listed = run_ansible("ansible-inventory", "-i", str(config), "--list", env=collection_env)
+    listed = run_core("ansible-inventory", "-i", str(config), "--list")
     assert listed.returncode == 0, listed.output
     assert_nothing_ran(marks)
     inventory = json.loads(listed.output[listed.output.index("{") :])
@@ -187,8 +187,7 @@ def test_plays_keep_every_value_literal(
     ansible_core: AnsibleCore,
     tags: Dict[str, str],
     marks: Path,
-    collection_env: Dict[str, str],
-    run_ansible: Callable[..., Run],
+    run_core: Callable[..., Run],
     write: Callable[[str, str], Path],
     tmp_path: Path,
 ) -> None:
@@ -208,7 +207,7 @@ def test_plays_keep_every_value_literal(
         "site.yml",
         PLAY.format(dump=dump, examples=textwrap.indent(example, "    ")),
     )
-    result = run_ansible("ansible-playbook", "-i", str(config), str(playbook), env=collection_env)
+    result = run_core("ansible-playbook", "-i", str(config), str(playbook))
     assert result.returncode == 0, result.output
     assert_nothing_ran(marks)
     assert re.search(
