@@ -57,7 +57,7 @@ class Built(NamedTuple):
 class AnsibleCore(NamedTuple):
     """One ansible-core of the version matrix: its minor version and the venv's bin/."""
 
-    minor: str  # "2.16"
+    minor: str  # "2.18"
     bin: Path
 
     @property

@@ -13,19 +13,40 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import Dict
+from typing import Dict, List
 
 import pytest
+import yaml
 from imds_ansible_env import (
     PRIME_COMMAND,
+    REPO,
     TARGET_VERSIONS,
     AnsibleCore,
+    ansible_cores,
     ansible_test,
     ansible_test_pythons,
     seed_get_pip,
 )
 
 pytestmark = pytest.mark.slow
+
+RUNTIME = REPO / "ansible_collection" / "meta" / "runtime.yml"
+
+
+def minors(first: str, last: str) -> List[str]:
+    """Every ansible-core minor from ``first`` to ``last`` (both "2.N")."""
+    major, low = (int(part) for part in first.split("."))
+    high = int(last.split(".")[1])
+    return ["{}.{}".format(major, minor) for minor in range(low, high + 1)]
+
+
+def test_the_matrix_is_every_minor_requires_ansible_admits() -> None:
+    """Every version we declare, we test: from the lower bound to the newest there is."""
+    declared = yaml.safe_load(RUNTIME.read_text())["requires_ansible"]
+    match = re.fullmatch(r">=(\d+\.\d+)\.0", declared)
+    assert match, "requires_ansible {!r} is not a plain lower bound".format(declared)
+    tested = [core.minor for core in ansible_cores()]
+    assert tested == minors(match.group(1), tested[-1]), (declared, tested)
 
 
 def test_sanity_is_clean(
