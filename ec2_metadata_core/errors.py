@@ -99,7 +99,10 @@ class LimitError(MalformedResponseError):
     """An answer breaks one of the bounds on what IMDS sends (``bounds``): too much, too deep."""
 
     def __init__(self, path: str, what: str) -> None:
-        IMDSError.__init__(self, "IMDS sent too much for {}: {}".format(path, what))
+        # Past MalformedResponseError's message, to IMDSError's (pylint, ansible-test 2.18).
+        super(MalformedResponseError, self).__init__(
+            "IMDS sent too much for {}: {}".format(path, what)
+        )
         self.path = path
 
 
