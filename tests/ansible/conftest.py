@@ -17,6 +17,7 @@ from imds_ansible_env import (
     MissingTool,
     Run,
     ansible_cores,
+    galaxy_install,
     load_build,
     read_json,
     require,
@@ -80,15 +81,7 @@ def collections_path(built: Built, tmp_path_factory: pytest.TempPathFactory) -> 
     """A collections path the tarball was installed into with ansible-galaxy."""
     path = tmp_path_factory.mktemp("installed")
     subprocess.run(
-        [
-            str(VENV_BIN / "ansible-galaxy"),
-            "collection",
-            "install",
-            "--offline",
-            "-p",
-            str(path),
-            str(built.tarball),
-        ],
+        galaxy_install(VENV_BIN, built.tarball, path),
         check=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -151,6 +151,31 @@ def read_json(path: Path) -> Any:
     return json.loads(path.read_text())
 
 
+UNSAFE = "__ansible_unsafe"  # how ansible-inventory --list marks values not to template
+
+
+def unmarked(value: Any, every: bool = False) -> Any:
+    """The JSON of ``ansible-inventory --list`` without the markers of untrusted strings.
+
+    Every value from instance metadata is marked: a tag holding ``{{ }}`` must
+    never be templated. With ``every``, a string without the marker fails.
+    """
+    if isinstance(value, dict):
+        if set(value) == {UNSAFE}:
+            return value[UNSAFE]
+        return {key: unmarked(item, every) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unmarked(item, every) for item in value]
+    assert not (every and isinstance(value, str)), "not marked unsafe: {!r}".format(value)
+    return value
+
+
+def galaxy_install(bin_dir: Path, tarball: Path, path: Path) -> List[str]:
+    """The ansible-galaxy command that installs ``tarball`` into the collections path ``path``."""
+    command = [str(bin_dir / "ansible-galaxy"), "collection", "install", "--offline"]
+    return [*command, "-p", str(path), str(tarball)]
+
+
 class MissingTool(Exception):
     """Something the tests need is not on this machine; the message says what to do."""
 

@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict
 
 import pytest
 import yaml
-from imds_ansible_env import REPO, AnsibleCore, Built, Run
+from imds_ansible_env import REPO, AnsibleCore, Built, Run, galaxy_install, unmarked
 from readme_support import readme_block, readme_blocks
 
 from ec2_metadata_core.model import EC2Metadata
@@ -33,7 +33,6 @@ TRUST = REPO / "docs" / "trust.md"
 ROLE = REPO / "ansible_collection" / "roles" / "instance_summary"
 CONFIG_LINE = "# instance.imds_ec2.yml, in the repository next to local.yml"
 TRUST_EXAMPLE = "# Quoting IMDS values, as tests/ansible/test_ansible_trust.py runs it"
-UNSAFE = "__ansible_unsafe"  # how ansible-inventory --list marks values not to template
 MARKS = ("jinja", "group", "shell", "newline")
 
 
@@ -76,17 +75,8 @@ def run_core(
     by its own ansible-galaxy, as its users install it."""
     path = tmp_path / "collections"
     env = {"ANSIBLE_COLLECTIONS_PATH": str(path)}
-    installed = run_ansible(
-        "ansible-galaxy",
-        "collection",
-        "install",
-        "--offline",
-        "-p",
-        str(path),
-        str(built.tarball),
-        env=env,
-        core=ansible_core,
-    )
+    command = galaxy_install(ansible_core.bin, built.tarball, path)
+    installed = run_ansible(Path(command[0]).name, *command[1:], env=env, core=ansible_core)
     assert installed.returncode == 0, installed.output
     assert (path / "ansible_collections" / "imds" / "ec2" / "MANIFEST.json").is_file()
     return lambda tool, *args: run_ansible(tool, *args, env=env, core=ansible_core)
@@ -94,21 +84,6 @@ def run_core(
 
 def assert_nothing_ran(marks: Path) -> None:
     assert sorted(path.name for path in marks.iterdir()) == [], "a tag value ran"
-
-
-def plain(value: Any) -> Any:
-    """``ansible-inventory --list`` JSON with the unsafe markers taken off, checking each is there.
-
-    Every string that came from instance metadata must carry the marker.
-    """
-    if isinstance(value, dict):
-        if set(value) == {UNSAFE}:
-            return value[UNSAFE]
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [plain(item) for item in value]
-    assert not isinstance(value, str), "not marked unsafe: {!r}".format(value)
-    return value
 
 
 def safe_group(prefix: str, value: str) -> str:
@@ -134,7 +109,7 @@ def test_ansible_inventory_graph_and_list_render_no_tag(
     assert listed.returncode == 0, listed.output
     assert_nothing_ran(marks)
     inventory = json.loads(listed.output[listed.output.index("{") :])
-    ec2 = plain(inventory["_meta"]["hostvars"]["localhost"]["ansible_ec2"])
+    ec2 = unmarked(inventory["_meta"]["hostvars"]["localhost"]["ansible_ec2"], every=True)
     assert ec2["tags"] == tags
     assert ec2["instance_id"] == "i-0123456789abcdef0"
 
