@@ -8,7 +8,9 @@ the client shipped in the collection.
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 import shlex
 import signal
 import subprocess
@@ -18,8 +20,9 @@ from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Tuple
 
 import pytest
+import yaml
 from imds_ansible_env import REPO, VENV_BIN, MissingTool, java_home
-from readme_support import readme_block
+from readme_support import readme_block, readme_blocks
 
 from ec2_metadata_core.simulator import Simulator
 
@@ -273,3 +276,44 @@ def tag_reads(sim: Simulator) -> int:
     return sum(
         n for path, n in sim.stats.by_path.items() if path.endswith("meta-data/tags/instance/")
     )
+
+
+# What a rulebook may hand a playbook from an event: fields the source writes.
+SAFE_FIELDS = {"kind", "path", "time"}
+SOURCE = REPO / "ansible_collection" / "extensions" / "eda" / "plugins" / "event_source"
+
+
+def shown_rulebooks() -> Dict[str, str]:
+    """Every rulebook the docs show: both READMEs and the source's EXAMPLES."""
+    found = {
+        "{}: {}".format(path.relative_to(REPO), block.text.splitlines()[0]): block.text
+        for path in (README, REPO / "README.md")
+        for block in readme_blocks(path)
+        if "imds.ec2.ec2_metadata_events" in block.text and "rules:" in block.text
+    }
+    tree = ast.parse((SOURCE / "ec2_metadata_events.py").read_text())
+    (examples,) = [
+        node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and getattr(node.targets[0], "id", None) == "EXAMPLES"
+        and isinstance(node.value, ast.Constant)
+    ]
+    found["the source's EXAMPLES"] = examples
+    return found
+
+
+def test_every_rulebook_shown_passes_only_what_is_safe_by_construction() -> None:
+    """ansible-core templates extra vars: only the source's own fields, or ones a condition
+    matched against a fixed list, may reach a playbook."""
+    rulebooks = shown_rulebooks()
+    assert len(rulebooks) == 4, sorted(rulebooks)
+    for name, text in rulebooks.items():
+        for ruleset in yaml.safe_load(text):
+            for rule in ruleset["rules"]:
+                condition = rule["condition"]
+                checked = set(re.findall(r"event\.([\w.]+) in \[", condition))
+                passed = json.dumps(rule["action"])
+                used = set(re.findall(r"\bevent\.([\w.]+)", passed))
+                assert "ansible_eda" not in passed, name
+                assert used <= SAFE_FIELDS | checked, (name, rule["name"], used)

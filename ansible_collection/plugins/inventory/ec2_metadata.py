@@ -19,6 +19,10 @@ description:
     variable), so C(compose), C(groups) and C(keyed_groups) can place it by tag, availability zone,
     instance type and the like, before any play runs. A variable C(ec2) of your own is left alone.
   - Credentials and user data are never read.
+  - Every key and value of C(ansible_ec2) is marked unsafe, so a tag holding C({{ }}) is never
+    templated (not by C(compose), C(groups), C(keyed_groups) or C(ansible-inventory), not in a
+    play); a value composed from one stays marked. Quoting one for a shell (C(| quote)) or a
+    file is still the playbook's job.
   - Group names are always made safe (every character outside letters, digits and C(_) becomes
     C(_)), so an C(az) key group for C(eu-central-1b) is C(az_eu_central_1b).
   - Settings not given here come from the environment Ansible runs in and the shared AWS config
