@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import (
     ConfigError,
+    IdentityVerificationError,
     IMDSError,
     IMDSHTTPError,
     IMDSTimeoutError,
@@ -46,6 +47,7 @@ __all__ = [
     "IMDSUnavailableError",
     "IamInfoDict",
     "IamSecurityCredentialsDict",
+    "IdentityVerificationError",
     "InstanceIdentityDocumentDict",
     "InstanceTags",
     "LimitError",

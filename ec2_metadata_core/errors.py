@@ -95,15 +95,16 @@ class MalformedResponseError(IMDSError, ValueError):
         self.path = path
 
 
-class LimitError(MalformedResponseError):
+class LimitError(IMDSError, ValueError):
     """An answer breaks one of the bounds on what IMDS sends (``bounds``): too much, too deep."""
 
     def __init__(self, path: str, what: str) -> None:
-        # Past MalformedResponseError's message, to IMDSError's (pylint, ansible-test 2.18).
-        super(MalformedResponseError, self).__init__(
-            "IMDS sent too much for {}: {}".format(path, what)
-        )
+        super().__init__("IMDS sent too much for {}: {}".format(path, what))
         self.path = path
+
+
+class FormatError(IMDSError, ValueError):
+    """A value holds what the output format cannot carry (a NUL in a shell variable)."""
 
 
 class TagsNotEnabledError(IMDSError, KeyError):
@@ -118,3 +119,7 @@ class TagsNotEnabledError(IMDSError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0])
+
+
+class IdentityVerificationError(IMDSError, ValueError):
+    """An identity document or its signature did not verify; the message says why."""

@@ -186,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(keys: path method status action delay body times every k chance)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log requests to stderr")
+    parser.add_argument(
+        "--identity-cert",
+        metavar="FILE",
+        help="write the certificate that verifies this simulator's identity signatures "
+        "(PEM) to FILE, for 'ec2-metadata-core identity --trust FILE'",
+    )
     live = parser.add_argument_group(
         "live control",
         "change a running simulator with 'simulate ctl OPERATION' (see 'simulate ctl --help'), "
@@ -265,6 +271,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ValueError as exc:
         return _fail(str(exc))
     sim.control = not args.no_control
+    if args.identity_cert is not None:
+        if sim.signer is None:
+            return _fail("--identity-cert: signing needs the 'cryptography' package")
+        try:
+            with open(args.identity_cert, "w", encoding="ascii") as handle:
+                handle.write(sim.signer.certificate_pem)
+        except OSError as exc:
+            return _fail(f"--identity-cert {args.identity_cert}: {exc.strerror or exc}")
     if args.spot_interruption_in is not None:
         sim.schedule_spot_interruption(args.spot_interruption_in, args.spot_action)
     try:
