@@ -10,7 +10,7 @@ IMPORTER := $(VENV)/importer
 # directory to another user); others a user namespace that maps only them.
 ISOLATE := $(shell unshare -n true 2>/dev/null && echo 'unshare -n sh -c "ip link set lo up; exec \"\$$0\" \"\$$@\""' || (unshare -rn true 2>/dev/null && echo 'unshare -rn sh -c "ip link set lo up 2>/dev/null; exec \"\$$0\" \"\$$@\""'))
 
-.PHONY: venv demo test lint typecheck sanity-envs salt-envs importer-env collection dists bench lock clean
+.PHONY: venv demo test lint typecheck ansible-matrix sanity-envs salt-envs importer-env collection dists bench lock clean
 
 venv: $(STAMP)
 
@@ -30,9 +30,24 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# ansible-test installs each sanity tool into its own venv (~/.ansible/test/venv):
-# made here, with the network, before the tests run without it.
-sanity-envs: $(STAMP)
+# The collection is tested with every ansible-core minor meta/runtime.yml
+# admits: the newest from .venv/, each older one from a venv of its own made
+# from requirements/ansible-X.Y.txt. Sanity, units and the hostile-tag plays
+# run under each (tests/ansible/test_ansible_test.py, test_ansible_trust.py).
+ANSIBLE_MATRIX := $(patsubst requirements/ansible-%.txt,%,$(wildcard requirements/ansible-*.txt))
+
+ansible-matrix: $(ANSIBLE_MATRIX:%=.venv-ansible-%/.installed)
+
+.venv-ansible-%/.installed: requirements/ansible-%.txt pyproject.toml
+	test -x .venv-ansible-$*/bin/python || $(PYTHON) -m venv .venv-ansible-$*
+	.venv-ansible-$*/bin/python -m pip install -q --disable-pip-version-check -r $<
+	.venv-ansible-$*/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
+	touch $@
+
+# ansible-test installs each sanity tool into its own venv (~/.ansible/test/venv),
+# for each ansible-core of the matrix: made here, with the network, before the
+# tests run without it.
+sanity-envs: $(STAMP) ansible-matrix
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python tests/ansible/imds_ansible_env.py prime-sanity
 
 # galaxy-importer, which the suite runs on the collection tarball, pins attrs<24
@@ -62,7 +77,7 @@ salt-envs: $(foreach v,$(SALT_MATRIX),.venv-salt-$(v)/.installed)
 	.venv-salt-$*/bin/python -m pip install -q --disable-pip-version-check --no-deps -e . -e packaging/saltext
 	touch $@
 
-test: $(STAMP) lint typecheck sanity-envs salt-envs importer-env
+test: $(STAMP) lint typecheck ansible-matrix sanity-envs salt-envs importer-env
 	PATH="$(CURDIR)/$(BIN):$$PATH" SALT_MATRIX_REQUIRED=1 $(ISOLATE) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 collection: $(STAMP)

@@ -169,10 +169,12 @@ class cached_property(Generic[T]):
         self.attrname = name
 
     @overload
-    def __get__(self: D, obj: None, owner: Optional[type] = None) -> D: ...
+    def __get__(self: D, obj: None, owner: Optional[type] = None) -> D:
+        """On the class: the descriptor itself."""
 
     @overload
-    def __get__(self, obj: LazyObject, owner: Optional[type] = None) -> T: ...
+    def __get__(self, obj: LazyObject, owner: Optional[type] = None) -> T:
+        """On an instance: the value."""
 
     def __get__(self, obj: Optional[LazyObject], owner: Optional[type] = None) -> Any:
         if obj is None:
@@ -214,10 +216,12 @@ class uncached_property(Generic[T]):
         self.declaration = declaration
 
     @overload
-    def __get__(self: D, obj: None, owner: Optional[type] = None) -> D: ...
+    def __get__(self: D, obj: None, owner: Optional[type] = None) -> D:
+        """On the class: the descriptor itself."""
 
     @overload
-    def __get__(self, obj: LazyObject, owner: Optional[type] = None) -> T: ...
+    def __get__(self, obj: LazyObject, owner: Optional[type] = None) -> T:
+        """On an instance: the value."""
 
     def __get__(self, obj: Optional[LazyObject], owner: Optional[type] = None) -> Any:
         if obj is None:

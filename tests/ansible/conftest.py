@@ -12,11 +12,15 @@ from typing import Any, Callable, Dict, Iterator, Optional
 import pytest
 from imds_ansible_env import (
     VENV_BIN,
+    AnsibleCore,
     Built,
     MissingTool,
     Run,
+    ansible_cores,
+    galaxy_install,
     load_build,
     read_json,
+    require,
     target_pythons,
     tool_path,
 )
@@ -31,6 +35,15 @@ def pythons() -> Dict[str, Path]:
     """Every target Python; a missing one fails the tests that need it, with what to install."""
     try:
         return target_pythons()
+    except MissingTool as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session", params=ansible_cores(), ids=lambda core: core.name)
+def ansible_core(request: pytest.FixtureRequest) -> AnsibleCore:
+    """Each ansible-core of the version matrix, oldest first; a missing venv fails the test."""
+    try:
+        return require(request.param)
     except MissingTool as exc:
         pytest.fail(str(exc), pytrace=False)
 
@@ -68,15 +81,7 @@ def collections_path(built: Built, tmp_path_factory: pytest.TempPathFactory) -> 
     """A collections path the tarball was installed into with ansible-galaxy."""
     path = tmp_path_factory.mktemp("installed")
     subprocess.run(
-        [
-            str(VENV_BIN / "ansible-galaxy"),
-            "collection",
-            "install",
-            "--offline",
-            "-p",
-            str(path),
-            str(built.tarball),
-        ],
+        galaxy_install(VENV_BIN, built.tarball, path),
         check=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -123,13 +128,23 @@ def ansible_env(
 
 @pytest.fixture
 def run_ansible(ansible_env: Dict[str, str], tmp_path: Path) -> Callable[..., Run]:
-    """``run_ansible("ansible-playbook", args..., env={...})``: exit status and output."""
+    """``run_ansible("ansible-playbook", args..., env={...})``: exit status and output.
 
-    def run(tool: str, *args: str, env: Optional[Dict[str, str]] = None) -> Run:
+    With ``core=`` an ansible-core of the matrix, its tools run (first on PATH too).
+    """
+
+    def run(
+        tool: str,
+        *args: str,
+        env: Optional[Dict[str, str]] = None,
+        core: Optional[AnsibleCore] = None,
+    ) -> Run:
         full_env = dict(ansible_env)
         full_env.update(env or {})
+        if core is not None:
+            full_env["PATH"] = core.bin.as_posix() + os.pathsep + full_env["PATH"]
         result = subprocess.run(
-            [str(VENV_BIN / tool), *args],
+            [str((core.bin if core else VENV_BIN) / tool), *args],
             cwd=str(tmp_path),
             env=full_env,
             stdout=subprocess.PIPE,

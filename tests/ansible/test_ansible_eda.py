@@ -8,16 +8,21 @@ the client shipped in the collection.
 
 from __future__ import annotations
 
+import ast
+import json
+import re
 import shlex
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Tuple
 
 import pytest
+import yaml
 from imds_ansible_env import REPO, VENV_BIN, MissingTool, java_home
-from readme_support import readme_block
+from readme_support import readme_block, readme_blocks
 
 from ec2_metadata_core.simulator import Simulator
 
@@ -79,17 +84,28 @@ def project(tmp_path: Path) -> Path:
     drained = str(tmp_path / "drained")
     (tmp_path / "drain.yml").write_text(playbook.replace("/run/ec2-spot-drain", drained))
     (tmp_path / "inventory.yml").write_text(readme_block(README, "# inventory.yml"))
+    tags = readme_block(README, "# tags-rulebook.yml")
+    assert "kinds: [tags]\n" in tags
+    (tmp_path / "tags-rulebook.yml").write_text(
+        tags.replace("kinds: [tags]\n", "kinds: [tags]\n        interval: 0.2\n")
+    )
+    retag = readme_block(README, "# retag.yml")
+    assert "/run/ec2-owner" in retag
+    (tmp_path / "retag.yml").write_text(retag.replace("/run/ec2-owner", str(tmp_path / "owner")))
     return tmp_path
 
 
 class Rulebook:
     """A running ansible-rulebook; its output goes to a file the test can read at any time."""
 
-    def __init__(self, directory: Path, env: Dict[str, str], *args: str) -> None:
+    def __init__(
+        self, directory: Path, env: Dict[str, str], *args: str, rulebook: str = "rulebook.yml"
+    ) -> None:
         self.log = directory / "rulebook.log"
         self._out = self.log.open("w")
         (line,) = readme_block(README, RUN_LINE).splitlines()
-        command = [str(VENV_BIN / "ansible-rulebook"), *shlex.split(line)[1:], *args]
+        words = [rulebook if word == "rulebook.yml" else word for word in shlex.split(line)[1:]]
+        command = [str(VENV_BIN / "ansible-rulebook"), *words, *args]
         self.process = subprocess.Popen(
             command, cwd=str(directory), env=env, stdout=self._out, stderr=subprocess.STDOUT
         )
@@ -113,8 +129,8 @@ class Rulebook:
 def rulebook(project: Path, rulebook_env: Dict[str, str]) -> Iterator[Callable[..., Rulebook]]:
     started: List[Rulebook] = []
 
-    def start(*args: str) -> Rulebook:
-        running = Rulebook(project, rulebook_env, *args)
+    def start(*args: str, rulebook: str = "rulebook.yml") -> Rulebook:
+        running = Rulebook(project, rulebook_env, *args, rulebook=rulebook)
         started.append(running)
         return running
 
@@ -206,3 +222,98 @@ def test_each_kind_of_notice_reaches_the_rulebook_once(
     wait_for("20 more polls", lambda: spot_reads(imds_simulator) >= polled + 20, running)
     assert kinds() == expected
     running.stop()
+
+
+def ctl(sim: Simulator, *args: str) -> None:
+    """Change the running simulator through its control path, as the README's ctl lines do."""
+    command = [sys.executable, "-m", "ec2_metadata_core", "simulate", "ctl"]
+    subprocess.run(
+        [*command, "--endpoint", sim.url, *args], check=True, capture_output=True, timeout=60
+    )
+
+
+def test_a_hostile_spot_notice_runs_no_playbook(
+    rulebook: Callable[..., Rulebook], project: Path, imds_simulator: Simulator
+) -> None:
+    """The README's condition admits only EC2's three actions: nothing else reaches extra vars."""
+    mark = project / "ran"
+    running = rulebook("--print-events")
+    wait_for("poll of the spot path", lambda: spot_reads(imds_simulator) >= 2, running)
+    hostile = {
+        "action": "{{ lookup('pipe', 'id > %s') }}" % mark,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 120)),
+    }
+    ctl(imds_simulator, "set", "--json", SPOT_PATH, json.dumps(hostile))
+    wait_for("the hostile notice", lambda: str(mark) in running.output(), running)
+    ctl(imds_simulator, "spot-interruption", "--in", "120", "--action", "stop")
+    drained = project / "drained"
+    wait_for("drain playbook run", drained.exists, running)
+    assert drained.read_text().startswith("stop at ")
+    assert not mark.exists()
+    assert running.output().count(DRAIN_TASK) == 1, running.output()
+    running.stop()
+
+
+def test_a_hostile_tag_reaches_the_playbook_as_data(
+    rulebook: Callable[..., Rulebook], project: Path, imds_simulator: Simulator
+) -> None:
+    """The README's tags rulebook: the playbook reads the tag itself (unsafe) and quotes it."""
+    marks = project / "marks"
+    marks.mkdir()
+    value = "{{{{ lookup('pipe', 'id > {0}/jinja') }}}}'; touch {0}/shell; echo '$(touch {0}/shell)"
+    value = value.format(marks)
+    running = rulebook(rulebook="tags-rulebook.yml")
+    wait_for("poll of the tags", lambda: tag_reads(imds_simulator) >= 2, running)
+    ctl(imds_simulator, "tag", "Owner", value)
+    owner = project / "owner"
+    wait_for("retag playbook run", owner.exists, running)
+    assert owner.read_text() == value + "\n"
+    assert sorted(path.name for path in marks.iterdir()) == []
+    running.stop()
+
+
+def tag_reads(sim: Simulator) -> int:
+    return sum(
+        n for path, n in sim.stats.by_path.items() if path.endswith("meta-data/tags/instance/")
+    )
+
+
+# What a rulebook may hand a playbook from an event: fields the source writes.
+SAFE_FIELDS = {"kind", "path", "time"}
+SOURCE = REPO / "ansible_collection" / "extensions" / "eda" / "plugins" / "event_source"
+
+
+def shown_rulebooks() -> Dict[str, str]:
+    """Every rulebook the docs show: both READMEs and the source's EXAMPLES."""
+    found = {
+        "{}: {}".format(path.relative_to(REPO), block.text.splitlines()[0]): block.text
+        for path in (README, REPO / "README.md")
+        for block in readme_blocks(path)
+        if "imds.ec2.ec2_metadata_events" in block.text and "rules:" in block.text
+    }
+    tree = ast.parse((SOURCE / "ec2_metadata_events.py").read_text())
+    (examples,) = [
+        node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and getattr(node.targets[0], "id", None) == "EXAMPLES"
+        and isinstance(node.value, ast.Constant)
+    ]
+    found["the source's EXAMPLES"] = examples
+    return found
+
+
+def test_every_rulebook_shown_passes_only_what_is_safe_by_construction() -> None:
+    """ansible-core templates extra vars: only the source's own fields, or ones a condition
+    matched against a fixed list, may reach a playbook."""
+    rulebooks = shown_rulebooks()
+    assert len(rulebooks) == 4, sorted(rulebooks)
+    for name, text in rulebooks.items():
+        for ruleset in yaml.safe_load(text):
+            for rule in ruleset["rules"]:
+                condition = rule["condition"]
+                checked = set(re.findall(r"event\.([\w.]+) in \[", condition))
+                passed = json.dumps(rule["action"])
+                used = set(re.findall(r"\bevent\.([\w.]+)", passed))
+                assert "ansible_eda" not in passed, name
+                assert used <= SAFE_FIELDS | checked, (name, rule["name"], used)

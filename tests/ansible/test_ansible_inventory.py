@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import pytest
-from imds_ansible_env import Run, git_repo
+from imds_ansible_env import Run, git_repo, unmarked
 
 from ec2_metadata_core.simulator import Simulator
 
 pytestmark = pytest.mark.slow
 
 INSTANCE_ID = "i-0123456789abcdef0"
-UNSAFE = "__ansible_unsafe"  # how ansible-inventory --list marks values not to template
 CONFIG = """\
 plugin: imds.ec2.ec2_metadata
 keyed_groups:
@@ -29,21 +28,6 @@ compose:
 """
 
 
-def plain(value: Any) -> Any:
-    """The JSON of ``ansible-inventory --list`` without the markers of untrusted strings.
-
-    Every value from instance metadata is marked: a tag holding ``{{ }}`` must
-    never be templated.
-    """
-    if isinstance(value, dict):
-        if set(value) == {UNSAFE}:
-            return value[UNSAFE]
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [plain(item) for item in value]
-    return value
-
-
 def test_host_lands_in_tag_and_zone_groups(
     imds_simulator: Simulator,
     run_ansible: Callable[..., Run],
@@ -52,7 +36,7 @@ def test_host_lands_in_tag_and_zone_groups(
     config = write("site.imds_ec2.yml", CONFIG)
     result = run_ansible("ansible-inventory", "-i", str(config), "--list")
     assert result.returncode == 0, result.output
-    inventory = plain(json.loads(result.output[result.output.index("{") :]))
+    inventory = unmarked(json.loads(result.output[result.output.index("{") :]))
     for group in ("role_web", "az_eu_central_1b", "asg_member"):
         assert inventory[group]["hosts"] == ["localhost"], group
     host = inventory["_meta"]["hostvars"]["localhost"]

@@ -66,7 +66,7 @@ def kind(block: Block) -> str:
         return "host_vars"
     if name in ("instance.imds_ec2.yml", "local.yml"):
         return name
-    if name in ("rulebook.yml", "drain.yml", "inventory.yml"):
+    if name in ("rulebook.yml", "drain.yml", "inventory.yml", "tags-rulebook.yml", "retag.yml"):
         return "event source " + name  # test_ansible_eda.py runs these
     if block.language == "sh" and block.text.startswith("ansible-rulebook "):
         return "event source command"

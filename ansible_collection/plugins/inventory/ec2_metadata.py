@@ -21,6 +21,10 @@ description:
     variable), so C(compose), C(groups) and C(keyed_groups) can place it by tag, availability zone,
     instance type and the like, before any play runs. A variable C(ec2) of your own is left alone.
   - Credentials and user data are never read.
+  - Every key and value of C(ansible_ec2) is marked unsafe, so a tag holding C({{ }}) is never
+    templated (not by C(compose), C(groups), C(keyed_groups) or C(ansible-inventory), not in a
+    play); a value composed from one stays marked. Quoting one for a shell (C(| quote)) or a
+    file is still the playbook's job.
   - Group names are always made safe (every character outside letters, digits and C(_) becomes
     C(_)), so an C(az) key group for C(eu-central-1b) is C(az_eu_central_1b).
   - Settings not given here come from the environment Ansible runs in and the shared AWS config
@@ -96,6 +100,7 @@ import sys  # noqa: E402
 from ansible.errors import AnsibleParserError  # noqa: E402
 from ansible.inventory.group import to_safe_group_name  # noqa: E402
 from ansible.plugins.inventory import BaseInventoryPlugin, Constructable  # noqa: E402
+from ansible.utils.unsafe_proxy import wrap_var  # noqa: E402
 from ansible_collections.imds.ec2.plugins.module_utils.ansible_face import (  # noqa: E402
     FACT,
     failure_message,
@@ -121,8 +126,17 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
         return to_safe_group_name(name, force=True, silent=True)
 
     def _read_instance(self):
+        """The instance's snapshot, every key and value marked unsafe.
+
+        Tags and the rest are written by people who are not root here, and
+        whatever answers at the endpoint may not be IMDS: ansible-core before
+        2.19 templates a host variable's strings wherever it is used (even in
+        ``keyed_groups`` of ``ansible-inventory --graph``) unless they are
+        marked; 2.19 templates none it did not load from a trusted file, and
+        its ``wrap_var`` keeps it that way.
+        """
         try:
-            return gather(self.get_options())
+            return wrap_var(gather(self.get_options()))
         except IMDSError as exc:
             raise AnsibleParserError(failure_message(exc)) from None
 

@@ -36,12 +36,21 @@ description:
     notice, a rebalance recommendation, scheduled maintenance, the lifecycle
     state); tags and the maintenance history are taken as they are then and
     their changes are reported later.
-  - A failed poll is a gap, not an error: one warning per outage, and notices
-    posted meanwhile are reported once IMDS answers again.
+  - "A failed poll is a gap, not an error: one warning per outage, and notices
+    posted meanwhile are reported once IMDS answers again."
   - Settings left unset follow the AWS SDK conventions
     (C(AWS_EC2_METADATA_SERVICE_ENDPOINT), C(AWS_METADATA_SERVICE_TIMEOUT), ...,
     then C(~/.aws/config)).
   - Needs only the Python standard library; the client ships in the collection.
+  - "Untrusted text: C(notice), C(instance_id), C(region) and
+    C(availability_zone) are what the endpoint sent (tags are written by
+    whoever may tag the instance). ansible-rulebook gives a playbook its
+    C(extra_vars), and the whole event as C(ansible_eda.event), in a file that
+    ansible-core templates, and no source can mark a value unsafe on that way.
+    Pass a playbook only C(kind), C(path), C(time) (written by this source:
+    ISO 8601 UTC, or null) and values the rule's condition matched against a
+    fixed list; a playbook that needs a tag reads it with
+    M(imds.ec2.ec2_metadata_facts), whose values are marked unsafe."
 options:
   interval:
     description:
@@ -88,13 +97,21 @@ EXAMPLES = r"""
         kinds: [spot, rebalance]
   rules:
     - name: Spot interruption
-      condition: event.kind == "spot/interruption"
+      # extra_vars are templated by ansible-core: only values safe by construction
+      condition: >-
+        event.kind == "spot/interruption"
+        and event.notice.action in ["stop", "terminate", "hibernate"]
       action:
         run_playbook:
           name: drain.yml
           extra_vars:
             spot_action: "{{ event.notice.action }}"
             spot_time: "{{ event.time }}"
+    - name: Tags changed (the playbook reads them with imds.ec2.ec2_metadata_facts)
+      condition: event.kind == "tags/changed"
+      action:
+        run_playbook:
+          name: retag.yml
 """
 
 # The source's own arguments; the others documented above are the core's

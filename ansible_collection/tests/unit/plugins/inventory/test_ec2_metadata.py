@@ -79,3 +79,32 @@ def test_unreachable_endpoint_is_a_parser_error(tmp_path):
             "attempts: 1\n"
             "timeout: 0.5\n",
         )
+
+
+def render(inventory, host, expression):
+    """``expression`` rendered as a play would render it, with ``host``'s variables."""
+    from ansible.template import Templar
+
+    try:  # ansible-core 2.19: only text marked trusted is a template
+        from ansible.template import trust_as_template
+    except ImportError:  # before 2.19, every plain string is one
+        trust_as_template = str
+    variables = inventory.get_host(host).get_vars()
+    return Templar(loader=DataLoader(), variables=variables).template(
+        trust_as_template(expression)
+    )
+
+
+def test_values_from_imds_are_never_templated(tmp_path, simulator):
+    simulator.set_tag("Owner", "{{ 6 * 7 }}")
+    inventory = parse(
+        tmp_path,
+        "plugin: imds.ec2.ec2_metadata\n"
+        "endpoint: {}\n"
+        "compose:\n"
+        "  owner: ansible_ec2.tags.Owner\n".format(simulator.url),
+    )
+    assert render(inventory, "localhost", "{{ 6 * 7 }}!") == "42!"  # the renderer renders
+    assert render(inventory, "localhost", "{{ ansible_ec2.tags.Owner }}!") == "{{ 6 * 7 }}!"
+    assert render(inventory, "localhost", "{{ ansible_ec2.tags | to_json }}").count("{{ 6 * 7 }}")
+    assert render(inventory, "localhost", "{{ owner }}!") == "{{ 6 * 7 }}!"

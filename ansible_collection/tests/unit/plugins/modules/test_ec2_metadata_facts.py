@@ -6,11 +6,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from unittest import mock
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
+from ansible.module_utils import basic
 from ansible_collections.imds.ec2.plugins.modules import ec2_metadata_facts
+
+try:  # ansible-core 2.19 and later
+    from ansible.module_utils.testing import patch_module_args
+except ImportError:  # 2.18: the arguments AnsibleModule reads when none come on stdin
+
+    @contextlib.contextmanager
+    def patch_module_args(args):
+        encoded = json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode()
+        with mock.patch.object(basic, "_ANSIBLE_ARGS", encoded):
+            yield
 
 
 def run_module(capsys, **args):
