@@ -67,7 +67,9 @@ class Fault:
     """A scripted misbehaviour for requests matching ``method`` and ``path``.
 
     ``path`` is an exact path or an fnmatch glob, compared with both the raw and
-    the percent-decoded request path (query string excluded). Of every
+    the percent-decoded request path (query string excluded); one that starts
+    with neither ``/`` nor ``*`` is under ``/latest/`` (``meta-data/mac`` is
+    ``/latest/meta-data/mac``), as the paths of ``set`` and ``delete`` are. Of every
     ``every`` matching requests the last ``k`` are hit (``every=5``: the 5th,
     10th, ...; ``every=30, k=10``: 21st to 30th, 51st to 60th, ...), and each
     of those only with probability ``chance`` (seeded by the simulator's
@@ -108,6 +110,8 @@ class Fault:
             raise ValueError("Fault.chance must be in (0, 1]")
         if self.method is not None:
             self.method = self.method.upper()
+        if not self.path.startswith(("/", "*")):
+            self.path = "/latest/" + self.path
 
     @property
     def active(self) -> bool:
