@@ -5,9 +5,10 @@ each on a connection of its own (``Connection: close``), so the cost is
 connects and round trips. The scheduler (``client``) decides what goes out
 when; ``Engine`` keeps the requests it submits in flight from the
 scheduler's own thread with ``selectors`` and hands back those that ended.
-Connects never block: a SYN the service dropped is abandoned after
-``CONNECT_PATIENCE`` and a fresh one sent in the same attempt, instead of
-waiting out the kernel's 1 s resend while every other request stalls.
+Connects never block: a SYN the service dropped is abandoned after a wait
+derived from the connect times measured (``SynTimer``, TCP's RTO) and a
+fresh one sent in the same attempt, instead of waiting out the kernel's 1 s
+resend while every other request stalls.
 Measured on the same scheduler, running each request blocking on a worker
 thread instead cost some 40 % more CPU (handing the GIL between threads),
 and ``http.client`` on those threads twice as much (its header parsing goes
@@ -53,9 +54,17 @@ MAX_BODY = 16 * 1024 * 1024
 NOT_REACHED_HINT = "not on EC2, or the metadata endpoint is wrong or turned off"
 # Idle kept-alive connections held for reuse (when the service keeps any).
 MAX_IDLE = 32
-# A connect not done by then met a dropped SYN (a full listen queue, the
-# packet cap): send a fresh one rather than wait for the kernel's 1 s resend.
-CONNECT_PATIENCE = 0.2
+# How long a connect may take before its SYN counts as dropped (a full listen
+# queue, the packet cap) and a fresh one goes out, rather than wait for the
+# kernel's own resend after 1 s: TCP's retransmission timeout (RFC 6298)
+# over the connect times measured on the transport (``SynTimer``). Before
+# any measurement, SYN_WAIT_INITIAL; never under SYN_WAIT_FLOOR (a link-local
+# service answers a SYN in well under a millisecond: 10 ms leaves room for
+# a busy machine's scheduling, and samples taken late only raise it); never
+# over SYN_WAIT_CEILING, where the kernel's resend comes first anyway.
+SYN_WAIT_INITIAL = 0.2
+SYN_WAIT_FLOOR = 0.01
+SYN_WAIT_CEILING = 1.0
 
 
 class Response(NamedTuple):
@@ -264,6 +273,37 @@ def encode(host_header: str, job: Job) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
+class SynTimer:
+    """The wait before a fresh SYN, from measured connect times, as TCP's RTO (RFC 6298).
+
+    ``measured(seconds)`` takes the time of a connect that completed on its
+    first SYN (Karn: one that needed a fresh SYN says nothing about the round
+    trip); ``wait(resends)`` is SRTT + 4 RTTVAR within ``SYN_WAIT_FLOOR`` and
+    ``SYN_WAIT_CEILING``, doubled for each fresh SYN the connect already
+    needed (TCP's back-off: a service dropping SYNs is not helped by more).
+    Shared by a transport's engines without a lock: a lost update only
+    skips one sample.
+    """
+
+    __slots__ = ("rttvar", "srtt")
+
+    def __init__(self) -> None:
+        self.srtt: Optional[float] = None
+        self.rttvar = 0.0
+
+    def measured(self, seconds: float) -> None:
+        if self.srtt is None:
+            self.srtt, self.rttvar = seconds, seconds / 2.0
+        else:
+            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - seconds)
+            self.srtt = 0.875 * self.srtt + 0.125 * seconds
+
+    def wait(self, resends: int = 0) -> float:
+        base = SYN_WAIT_INITIAL if self.srtt is None else self.srtt + 4.0 * self.rttvar
+        wait: float = max(SYN_WAIT_FLOOR, base) * (2 ** min(resends, 8))
+        return min(SYN_WAIT_CEILING, wait)
+
+
 class StdlibTransport(Transport):
     """Where to connect (resolved once), and kept-alive sockets shared by every thread."""
 
@@ -282,6 +322,7 @@ class StdlibTransport(Transport):
             host_text if self.port == default_port else "{}:{}".format(host_text, self.port)
         )
         self._address: Optional[Tuple[int, Any]] = None
+        self.syn_timer = SynTimer()
         self._idle: List[socket.socket] = []
         self._lock = threading.Lock()
         self._pid = os.getpid()
@@ -318,16 +359,23 @@ class StdlibTransport(Transport):
         return outcome
 
     def idle(self) -> Optional[socket.socket]:
+        if not self._idle:  # the usual case (Connection: close): no lock, no getpid()
+            return None
         with self._lock:
-            if self._pid != os.getpid():
-                # A forked child (a Salt job, say) inherited the parent's idle
-                # sockets: using them would interleave both processes' answers.
-                # Closing the child's copies leaves the parent's connections up.
-                self._pid = os.getpid()
-                idle, self._idle = self._idle, []
-                for sock in idle:
-                    sock.close()
+            self._own()
             return self._idle.pop() if self._idle else None
+
+    def _own(self) -> None:
+        """In a forked child (a Salt job, say), forget the idle sockets it inherited.
+
+        Using them would interleave both processes' answers; closing the
+        child's copies leaves the parent's connections up. Called with the lock.
+        """
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            idle, self._idle = self._idle, []
+            for sock in idle:
+                sock.close()
 
     def open(self) -> socket.socket:
         """A non-blocking socket whose connect is under way; raises IMDSUnavailableError."""
@@ -339,12 +387,15 @@ class StdlibTransport(Transport):
             self._address = (found[0][0], found[0][4])
         family, address = self._address
         try:
-            sock = socket.socket(family, socket.SOCK_STREAM)
+            # Non-blocking from birth where the system allows (one syscall less a request).
+            sock = socket.socket(family, socket.SOCK_STREAM | _NONBLOCK)
         except OSError as exc:
             raise self.unreachable(exc) from None
-        sock.setblocking(False)
+        if not _NONBLOCK:
+            sock.setblocking(False)
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.https:  # TLS writes records back to back; a request is one write
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             code = sock.connect_ex(address)
         except (OSError, ValueError, OverflowError) as exc:
             sock.close()
@@ -356,7 +407,8 @@ class StdlibTransport(Transport):
 
     def release(self, sock: socket.socket) -> None:
         with self._lock:
-            if self._pid == os.getpid() and len(self._idle) < MAX_IDLE:
+            self._own()
+            if len(self._idle) < MAX_IDLE:
                 self._idle.append(sock)
                 return
         sock.close()
@@ -368,6 +420,9 @@ class StdlibTransport(Transport):
             sock.close()
 
 
+# Linux: a socket created non-blocking (elsewhere setblocking() does it).
+_NONBLOCK = getattr(socket, "SOCK_NONBLOCK", 0)
+
 # Flight states: what the socket waits for.
 _CONNECTING, _HANDSHAKE, _SENDING, _RECEIVING = range(4)
 
@@ -375,6 +430,7 @@ _CONNECTING, _HANDSHAKE, _SENDING, _RECEIVING = range(4)
 class _InFlight:
     __slots__ = (
         "began",
+        "connect_began",
         "connect_by",
         "deadline",
         "job",
@@ -392,6 +448,7 @@ class _InFlight:
         self.sock: Any = None
         self.reused = False
         self.state = _CONNECTING
+        self.connect_began = 0.0
         self.connect_by = 0.0
         self.out = b""
         self.parser = _Parser(job.method)
@@ -413,7 +470,6 @@ class Engine:
     def __init__(self, transport: StdlibTransport, timeout: float) -> None:
         self.transport = transport
         self.timeout = timeout
-        self.patience = min(CONNECT_PATIENCE, timeout / 2.0)
         self.selector = selectors.DefaultSelector()
         self.active: Dict[int, _InFlight] = {}
         self.finished: List[Done] = []
@@ -496,8 +552,35 @@ class Engine:
             self._settle(flight, exc, False)
             return
         flight.reused, flight.state = False, _CONNECTING
-        flight.connect_by = time.monotonic() + self.patience
+        wait = min(self.transport.syn_timer.wait(flight.job.resent), self.timeout / 2.0)
+        flight.connect_began = now = time.monotonic()
+        flight.connect_by = now + wait
+        if not self.transport.https:
+            # A handshake the kernel finished within connect() (loopback, a
+            # fast link-local answer) takes the request at once: no wait for
+            # "writable", no SO_ERROR query. Still connecting: EAGAIN.
+            try:
+                sent = flight.sock.send(flight.out)
+            except (BlockingIOError, InterruptedError):
+                pass
+            except ConnectionRefusedError as exc:
+                self._settle(flight, self.transport.unreachable(exc), False)
+                return
+            except OSError as exc:
+                self._lost(flight, exc)
+                return
+            else:
+                self._measure(flight)
+                flight.out = flight.out[sent:]
+                flight.state = _SENDING if flight.out else _RECEIVING
+                self._watch(flight, selectors.EVENT_WRITE if flight.out else selectors.EVENT_READ)
+                return
         self._watch(flight, selectors.EVENT_WRITE)
+
+    def _measure(self, flight: _InFlight) -> None:
+        """A connect done: its time goes to the SYN timer, unless it took a fresh SYN (Karn)."""
+        if not flight.job.resent:
+            self.transport.syn_timer.measured(time.monotonic() - flight.connect_began)
 
     def _connected(self, flight: _InFlight) -> None:
         transport = self.transport
@@ -505,6 +588,7 @@ class Engine:
         if code:
             self._settle(flight, transport.unreachable(_os_error(code)), False)
             return
+        self._measure(flight)
         if transport.https:
             import ssl
 

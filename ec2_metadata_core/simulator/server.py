@@ -528,7 +528,7 @@ class Simulator(NoticeControls):
     All knobs are plain attributes or validated properties and may be changed
     while it runs; each request reads them once.
 
-    By default it behaves like the real service on the wire (``../IMDS.md``,
+    By default it behaves like the real service on the wire (``docs/imds.md``,
     "On the wire"): every answer carries ``Connection: close`` and the
     connection ends with it, and paths are taken literally (a name made of
     legal path characters is found only as it is, ``aws%3Aname`` is not
