@@ -565,7 +565,8 @@ def run_scenarios(plan: Plan, budget: Budget, names: Sequence[str]) -> Dict[str,
     results["load_after"] = os.getloadavg()
     results["elapsed_s"] = budget.elapsed()
     results["skipped"] = budget.skipped
-    results["targets"] = report.targets(results)
+    # Only the rows measured: the rest of the table's targets have no figure here.
+    results["targets"] = [t for t in report.targets(results) if t["figure"] is not None]
     return results
 
 

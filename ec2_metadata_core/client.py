@@ -486,7 +486,8 @@ class IMDSClient:
         except IMDSTimeoutError:
             raise TokenTimeoutError(
                 "IMDS token request to {} timed out after {} attempt(s) of {:g}s: "
-                "not on EC2, or {}".format(
+                "not on EC2; or IMDS answers slower than that (raise the timeout: "
+                "--timeout, timeout= or AWS_METADATA_SERVICE_TIMEOUT); or {}".format(
                     self.settings.endpoint,
                     self.settings.attempts,
                     self.settings.timeout,
@@ -535,7 +536,14 @@ class IMDSClient:
                 400,
             )
         raise TokenError(
-            "IMDS answered the token request with {}".format(response.status), response.status
+            "IMDS answered the token request with {}{}".format(
+                response.status,
+                # IMDS answers a PUT with 200, 400, 403, 404 or 405, or a retryable 5xx.
+                ": {} may not be an instance metadata service".format(self.settings.endpoint)
+                if response.status in (501, 505) or 300 <= response.status < 400
+                else "",
+            ),
+            response.status,
         )
 
     def _token_headers(self) -> Tuple[Dict[str, str], Optional[str]]:

@@ -33,6 +33,9 @@ def write_local_minion(
     """
     confdir = root / "conf"
     confdir.mkdir(parents=True, exist_ok=True)
+    # The directories a user writes into next (a state in srv/, pillar data).
+    for where in ("srv", "pillar"):
+        (root / where).mkdir(exist_ok=True)
     minion: Dict[str, Any] = {
         "id": minion_id,
         "file_client": "local",

@@ -787,3 +787,25 @@ def test_a_lone_request_outlasts_twenty_429s_in_a_row(imds_simulator: Simulator)
     fault = imds_simulator.add_fault(path="/latest/meta-data/instance-id", status=429, times=20)
     assert EC2Metadata(endpoint=imds_simulator.url).instance_id == "i-0123456789abcdef0"
     assert fault.hits == 20
+
+
+def test_a_token_timeout_suggests_a_longer_timeout(imds_simulator: Simulator) -> None:
+    # A slow IMDS is fixed by --timeout; the message never said so.
+    imds_simulator.add_fault(path="/latest/api/token", method="PUT", action="silent")
+    with pytest.raises(TokenTimeoutError) as caught:
+        EC2Metadata(endpoint=imds_simulator.url, timeout=0.2, attempts=1).instance_id  # noqa: B018
+    message = str(caught.value)
+    assert "--timeout" in message and "AWS_METADATA_SERVICE_TIMEOUT" in message
+    assert "\n" not in message
+
+
+def test_a_server_that_does_not_take_put_is_said_not_to_be_imds(
+    imds_simulator: Simulator,
+) -> None:
+    imds_simulator.add_fault(path="/latest/api/token", method="PUT", status=501)
+    with pytest.raises(TokenError) as caught:
+        EC2Metadata(endpoint=imds_simulator.url, attempts=1).instance_id  # noqa: B018
+    assert str(caught.value) == (
+        "IMDS answered the token request with 501: {} may not be an instance metadata "
+        "service".format(imds_simulator.url)
+    )

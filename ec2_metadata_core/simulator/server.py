@@ -110,6 +110,8 @@ class Fault:
             raise ValueError("Fault.chance must be in (0, 1]")
         if self.method is not None:
             self.method = self.method.upper()
+        if not isinstance(self.path, str):
+            raise ValueError("Fault.path must be a string (a path or a glob)")
         if not self.path.startswith(("/", "*")):
             self.path = "/latest/" + self.path
 
@@ -858,8 +860,11 @@ class Simulator(NoticeControls):
                 raise TypeError(f"not a live simulator knob: {name}")
 
     def add_fault(self, *args: Any, **kwargs: Any) -> Fault:
-        """Shorthand for ``faults.append(Fault(...))`` that returns the Fault."""
-        fault = Fault(*args, **kwargs)
+        """Shorthand for ``faults.append(Fault(...))`` that returns the Fault (or takes one)."""
+        if len(args) == 1 and isinstance(args[0], Fault) and not kwargs:
+            fault = args[0]
+        else:
+            fault = Fault(*args, **kwargs)
         self.faults.append(fault)
         return fault
 
