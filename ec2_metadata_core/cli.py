@@ -1,9 +1,10 @@
 """``python -m ec2_metadata_core`` / ``ec2-metadata-core``: dump, get, simulate.
 
 Exit status: 0 success; 1 IMDS could not be read, or the output could not be
-written (the message says why); 2 bad usage or settings; 3 ``get`` of a value
-that is absent on this instance. Errors are one line on stderr, never a
-traceback.
+written (the message says why), or ``dump`` left out a category it does not
+know (it printed the rest, and one line on stderr for each left out); 2 bad
+usage or settings; 3 ``get`` of a value that is absent on this instance.
+Errors are one line on stderr, never a traceback.
 
 A command is one entry of ``COMMANDS``: its help, a function that adds its
 options, and a function that runs it on an ``EC2Metadata``.
@@ -135,6 +136,14 @@ def _connection_options(parser: argparse.ArgumentParser, default: Any) -> None:
         help="attempts per request (default 3)",
     )
     conn.add_argument(
+        "--deadline",
+        type=float,
+        metavar="S",
+        default=default,
+        help="seconds a whole read may take, retries included "
+        "(default 4 x attempts x (timeout + 1))",
+    )
+    conn.add_argument(
         "--allow-imdsv1",
         action="store_true",
         default=default,
@@ -188,11 +197,13 @@ def _dump(metadata: EC2Metadata, args: argparse.Namespace) -> int:
             if key in snapshot_keys(False, True):
                 raise UsageError("--keys: {} needs --include-user-data".format(key))
             raise UsageError("--keys: " + _unknown(key, valid))
+    stats: Dict[str, Any] = {}
     data: Dict[str, Any] = snapshot(
         metadata,
         include_secrets=args.include_secrets,
         include_user_data=args.include_user_data,
         keys=keys,
+        stats=stats,
     )
     if args.format == "json":
         out = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
@@ -209,7 +220,11 @@ def _dump(metadata: EC2Metadata, args: argparse.Namespace) -> int:
         out = yaml.safe_dump(data, default_flow_style=False, sort_keys=True, allow_unicode=True)
         out = out.rstrip("\n")
     _emit((out + "\n").encode("utf-8"))
-    return 0
+    # A category the model does not know that was left out: the rest is
+    # printed, and the status says that something is missing.
+    for message in stats["refused"]:
+        _say("error: {}".format(message))
+    return EXIT_FAILED if stats["refused"] else 0
 
 
 # -- get -------------------------------------------------------------------------------

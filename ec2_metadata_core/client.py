@@ -47,12 +47,14 @@ from typing import (
 )
 
 from . import config
+from .bounds import DEADLINE_ROUNDS, MAX_PASS_BYTES, MAX_TOKEN
 from .errors import (
     HOP_LIMIT_HINT,
     ConfigError,
     IMDSError,
     IMDSHTTPError,
     IMDSTimeoutError,
+    LimitError,
     MetadataDisabledError,
     TokenError,
     TokenTimeoutError,
@@ -286,8 +288,9 @@ class _Threaded:
         self.done: queue.SimpleQueue[_Done] = queue.SimpleQueue()
         self.out = 0
 
-    def submit(self, job: Job, now: float) -> None:
-        _workers.submit(self.transport, job, self.timeout, now, self.done)
+    def submit(self, job: Job, now: float, until: Optional[float] = None) -> None:
+        timeout = self.timeout if until is None else max(0.001, min(self.timeout, until - now))
+        _workers.submit(self.transport, job, timeout, now, self.done)
         self.out += 1
 
     def collect(self, wait: Optional[float]) -> List[Done]:
@@ -323,6 +326,7 @@ class _Key(NamedTuple):
     started: float  # monotonic time of the first send (0 before it), for the deadline
     renewed: bool = False  # already retried once after a 401
     failures: int = 0  # attempts that failed for a reason other than throttling
+    until: float = float("inf")  # the pass's deadline (monotonic), set as it joins the pass
 
 
 def _backoff(attempt: int, cap: float = BACKOFF_CAP) -> float:
@@ -502,6 +506,14 @@ class IMDSClient:
                 exc.status,
             ) from None
         if response.status == 200:
+            if len(response.body) > MAX_TOKEN:
+                # Every request would carry it: refused, however well formed.
+                raise TokenError(
+                    "IMDS answered the token request with {} bytes (a token is at most {})".format(
+                        len(response.body), MAX_TOKEN
+                    ),
+                    200,
+                )
             token = response.body.decode("latin-1").strip()
             if not token:
                 raise TokenError("IMDS answered the token request with an empty token", 200)
@@ -581,7 +593,7 @@ class IMDSClient:
         error = (
             outcome if isinstance(outcome, IMDSError) else IMDSHTTPError(job.path, outcome.status)
         )
-        attempts, timeout = self.settings.attempts, self.settings.timeout
+        attempts = self.settings.attempts
         key: _Key = job.key
         tries = job.tries + 1
         if job.throttled or isinstance(outcome, Response):
@@ -596,7 +608,7 @@ class IMDSClient:
             pause = _backoff(failures)
             out_of_tries = failures >= attempts
         resend_at = time.monotonic() + pause
-        if out_of_tries or resend_at >= key.started + attempts * (timeout + BACKOFF_CAP):
+        if out_of_tries or resend_at >= self._give_up_at(key):
             return error
         if not quota.spend():
             _debug("retry quota spent; %s %s fails", job.method, job.path)
@@ -610,6 +622,20 @@ class IMDSClient:
         )
         retry_key = key._replace(failures=failures)
         return Job(retry_key, job.method, job.path, job.headers, resend_at, tries)
+
+    def _give_up_at(self, key: _Key) -> float:
+        """When a request stops retrying: its own deadline (every attempt's timeout
+        plus back-off, from its first send), or its pass's if sooner."""
+        settings = self.settings
+        return min(key.started + settings.attempts * (settings.timeout + BACKOFF_CAP), key.until)
+
+    def pass_seconds(self) -> float:
+        """How long one pass (a gather, a read) may take: ``settings.deadline``, or by default
+        ``bounds.DEADLINE_ROUNDS`` times one request's worst case."""
+        settings = self.settings
+        if settings.deadline is not None:
+            return settings.deadline
+        return DEADLINE_ROUNDS * settings.attempts * (settings.timeout + BACKOFF_CAP)
 
     def _send(self, method: str, path: str, headers: Dict[str, str]) -> Response:
         """One request, retried as ``_classify`` says; raises its final error."""
@@ -640,7 +666,8 @@ class IMDSClient:
         the queue, those ready now at its head: dependent reads are a
         gather's critical path. ``settings.timeout`` covers one attempt (the
         transport enforces it); the deadline over attempts runs from a job's
-        first send.
+        first send. The whole pass ends by its deadline (``pass_seconds``):
+        no attempt outlasts it, and what has not left by then fails.
         """
         transport = self.transport
         limit = min(limit, transport.concurrency or limit)
@@ -658,12 +685,15 @@ class IMDSClient:
         order = 0
         in_flight = 0
         token_failure: Optional[IMDSError] = None  # the first of this pass
+        deadline = time.monotonic() + self.pass_seconds()
 
         def enqueue(new: Iterable[Job], first: bool) -> None:
             nonlocal order
             now = time.monotonic()
             now_ready = []
             for job in new:
+                if job.key.until > deadline:
+                    job.key = job.key._replace(until=deadline)
                 if job.not_before > now:
                     order += 1
                     heapq.heappush(later, (job.not_before, order, job))
@@ -680,6 +710,9 @@ class IMDSClient:
                 now = time.monotonic()
                 while later and later[0][0] <= now:
                     ready.append(heapq.heappop(later)[2])
+                while ready and now >= deadline:  # out of time: what has not left fails
+                    job = ready.popleft()
+                    enqueue(settle(job, self._late(job)), True)
                 while ready and window.allows(in_flight, now):
                     job = ready.popleft()
                     # A token failure is every later request's in the pass,
@@ -696,13 +729,15 @@ class IMDSClient:
                     job.throttled, job.resent = False, 0
                     now = time.monotonic()
                     window.sent(now)
-                    sender.submit(job, now)
+                    sender.submit(job, now, job.key.until)
                     in_flight += 1
                 wake: Optional[float] = None
                 if later:
                     wake = later[0][0]
                 if ready and in_flight < int(window.size):
                     wake = window.next_send if wake is None else min(wake, window.next_send)
+                if ready:
+                    wake = deadline if wake is None else min(wake, deadline)
                 if not in_flight:
                     if wake is not None:
                         time.sleep(max(0.0, wake - time.monotonic()))
@@ -718,12 +753,20 @@ class IMDSClient:
             self._window = window.size if window.size < limit else max(self._window, window.size)
             sender.close()
 
-    @staticmethod
-    def _signal(window: Window, job: Job, outcome: Outcome, sent_at: float) -> None:
+    def _late(self, job: Job) -> IMDSError:
+        return IMDSTimeoutError(
+            "IMDS did not answer {} {} within the {:g}s a whole read may take "
+            "(the deadline setting)".format(job.method, job.path, self.pass_seconds())
+        )
+
+    def _signal(self, window: Window, job: Job, outcome: Outcome, sent_at: float) -> None:
         """What an outcome says about congestion (see ``Window``).
 
         A 429/503, a connect that needed a fresh SYN and any attempt that
-        ended without an answer (refused, cut, timed out) are signs.
+        ended without an answer (refused, cut, timed out) are signs. A
+        ``Retry-After`` holds every send back only if the request will wait
+        that long to retry: one longer than its deadline fails it instead of
+        stalling the pass.
         """
         now = time.monotonic()
         if not isinstance(outcome, Response) or job.resent:
@@ -731,6 +774,8 @@ class IMDSClient:
         if isinstance(outcome, Response):
             if outcome.status in THROTTLE_STATUSES:
                 pause = retry_after(outcome.headers.get("retry-after"))
+                if pause is not None and now + pause >= self._give_up_at(job.key):
+                    pause = None
                 window.congested(sent_at, now, pause)
             elif outcome.status < 500:
                 window.clean(now)
@@ -768,6 +813,7 @@ class IMDSClient:
         queued: Set[str] = set()
         unstamped = {} if self._v1 else {TOKEN_HEADER: ""}
         quota = _RetryQuota()
+        received = [0]  # bytes of the bodies of this pass, against MAX_PASS_BYTES
 
         def jobs_for(new_paths: Iterable[str]) -> Iterator[Job]:
             for path in new_paths:
@@ -795,6 +841,13 @@ class IMDSClient:
                 outcomes[key.path] = IMDSHTTPError(job.path, result.status)
                 return []
             body = result.body if result.status == 200 else None
+            if body is not None:
+                received[0] += len(body)
+                if received[0] > MAX_PASS_BYTES:
+                    outcomes[key.path] = LimitError(
+                        job.path, "the answers of one read past {} MiB".format(MAX_PASS_BYTES >> 20)
+                    )
+                    return []
             outcomes[key.path] = body
             return jobs_for(follow(key.path, body)) if follow is not None else ()
 

@@ -16,8 +16,10 @@ standard-library transport raises only our own errors.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Type
 
+from .bounds import MAX_BODY
 from .errors import (
     IMDSError,
     IMDSHTTPError,
@@ -26,7 +28,7 @@ from .errors import (
     TagsNotEnabledError,
     TokenError,
 )
-from .wire import Job, Response, Transport
+from .wire import BODY_TOO_LARGE, Job, Response, Transport
 
 if TYPE_CHECKING:  # pragma: no cover
     import requests
@@ -121,22 +123,27 @@ class RequestsTransport(Transport):
 
     def send(self, job: Job, timeout: float) -> Response:
         import requests
+        import urllib3  # what reading a streamed body raises
 
+        started = time.monotonic()
         try:
             raw = self.session.request(
                 job.method,
                 self._base + job.path,
-                headers=job.headers,
+                headers={**job.headers, "Accept-Encoding": "identity"},
                 timeout=timeout,
                 allow_redirects=False,
+                stream=True,  # the body is read within the bounds (``_body``)
             )
-        except requests.Timeout:
+            try:
+                body = _body(raw.raw, self._base, job, timeout, started)
+            finally:
+                raw.close()
+        except (requests.Timeout, urllib3.exceptions.TimeoutError):
             raise _timed_out(self._base, job, timeout) from None
-        except requests.RequestException as exc:
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             raise _unreachable(self._base, job, exc) from None
-        return Response(
-            raw.status_code, {k.lower(): v for k, v in raw.headers.items()}, raw.content
-        )
+        return Response(raw.status_code, {k.lower(): v for k, v in raw.headers.items()}, body)
 
     def close(self) -> None:
         """Leave the session open: it is the caller's, and may serve other code."""
@@ -158,25 +165,63 @@ class Urllib3Transport(Transport):
     def send(self, job: Job, timeout: float) -> Response:
         import urllib3
 
+        started = time.monotonic()
         try:
             raw = self.pool_manager.request(
                 job.method,
                 self._base + job.path,
-                headers=job.headers,
+                headers={**job.headers, "Accept-Encoding": "identity"},
                 timeout=urllib3.Timeout(total=timeout),
                 retries=False,  # the client retries, with back-off and a deadline
                 redirect=False,
+                preload_content=False,  # the body is read within the bounds (``_body``)
             )
+            try:
+                body = _body(raw, self._base, job, timeout, started)
+            finally:
+                raw.release_conn()
         except urllib3.exceptions.NewConnectionError as exc:  # a ConnectTimeoutError too
             raise _unreachable(self._base, job, exc) from None
         except urllib3.exceptions.TimeoutError:
             raise _timed_out(self._base, job, timeout) from None
         except urllib3.exceptions.HTTPError as exc:
             raise _unreachable(self._base, job, exc) from None
-        return Response(raw.status, {k.lower(): v for k, v in raw.headers.items()}, raw.data)
+        return Response(raw.status, {k.lower(): v for k, v in raw.headers.items()}, body)
 
     def close(self) -> None:
         """Leave the pool manager open: it is the caller's."""
+
+
+def _body(raw: Any, base: str, job: Job, timeout: float, started: float) -> bytes:
+    """The body of urllib3's ``raw`` answer, within what the standard-library transport allows.
+
+    As the bytes came (no gzip or deflate decoded: IMDS sends none, and a
+    bomb inflates), at most ``MAX_BODY`` of them, and within ``timeout`` of
+    ``started`` in all: the caller's library bounds each read, not the
+    whole, and a body sent a byte at a time would keep it reading for ever.
+    ``read1`` returns what one read brings (urllib3 2.3 and later); an
+    older urllib3 reads in small pieces.
+    """
+    read = getattr(raw, "read1", None)
+    size = 65536
+    if read is None:
+        read, size = raw.read, 1024
+    chunks: List[bytes] = []
+    total = 0
+    while True:
+        if time.monotonic() - started > timeout:
+            raise _timed_out(base, job, timeout)
+        chunk = read(size, decode_content=False)
+        if not chunk:
+            return b"".join(chunks)
+        total += len(chunk)
+        if total > MAX_BODY:
+            raise IMDSUnavailableError(
+                "IMDS at {} sent an unusable answer ({} {}): {}".format(
+                    base, job.method, job.path, BODY_TOO_LARGE
+                )
+            )
+        chunks.append(chunk)
 
 
 def _pool_size(read: Callable[[], Any]) -> int:

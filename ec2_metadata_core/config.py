@@ -50,6 +50,8 @@ OPTIONS: Mapping[str, str] = {
     "allow_imdsv1": "fall back to IMDSv1 when the token request is refused",
     "token_ttl": "lifetime in seconds asked for the session token",
     "max_concurrency": "requests in flight at once",
+    "deadline": "seconds one whole read (a gather) may take, retries and waits included "
+    "(default: 4 x attempts x (timeout + 1))",
 }
 
 
@@ -68,6 +70,7 @@ class Settings(NamedTuple):
     allow_imdsv1: bool = False
     token_ttl: int = MAX_TOKEN_TTL
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    deadline: Optional[float] = None  # None: derived from timeout and attempts (client.py)
 
     @classmethod
     def from_mapping(
@@ -86,7 +89,7 @@ class Settings(NamedTuple):
 
     def for_probe(self, timeout: float) -> Settings:
         """These settings for a token request that only asks "is an IMDS here?": one short try."""
-        return self._replace(timeout=timeout, attempts=1)
+        return self._replace(timeout=timeout, attempts=1, deadline=None)
 
 
 def host_port(host: str, port: int) -> str:
@@ -227,6 +230,7 @@ def resolve(
     allow_imdsv1: Optional[bool] = None,
     token_ttl: Optional[int] = None,
     max_concurrency: Optional[int] = None,
+    deadline: Optional[float] = None,
     environ: Optional[Mapping[str, str]] = None,
 ) -> Settings:
     """Merge arguments, environment and shared config into validated ``Settings``.
@@ -294,6 +298,9 @@ def resolve(
         if max_concurrency is None
         else parse_number("max_concurrency", max_concurrency, int, 1, 64)
     )
+    resolved_deadline = (
+        None if deadline is None else parse_number("deadline", deadline, float, 0.001, 86400)
+    )
     return Settings(
         endpoint=resolved_endpoint,
         timeout=resolved_timeout,
@@ -302,4 +309,5 @@ def resolve(
         allow_imdsv1=resolved_v1,
         token_ttl=resolved_ttl,
         max_concurrency=resolved_concurrency,
+        deadline=resolved_deadline,
     )

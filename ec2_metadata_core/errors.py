@@ -2,7 +2,10 @@
 
 Callers tell "absent" from "failed" by type: an absent path is ``None`` (or
 ``[]``) from the client, never an exception; every exception here means the
-value could not be read. Messages name the path, never the token or a body.
+value could not be read. Messages name the path, never the token or a body,
+and whatever in them came from the endpoint (a listed name, a path) is
+shown with its control characters escaped (``printable``): an error line
+lands on a terminal or in a log, where an escape sequence would act.
 """
 
 from __future__ import annotations
@@ -16,8 +19,22 @@ HOP_LIMIT_HINT = (
 )
 
 
+def printable(text: str) -> str:
+    """``text`` with every character that is not printable (but the space) escaped as in repr.
+
+    Control characters (C0, DEL, C1: terminal escape sequences), line and
+    paragraph separators, bidirectional and other format characters.
+    """
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() or char == " " else repr(char)[1:-1] for char in text)
+
+
 class IMDSError(Exception):
-    """Base of every error this package raises."""
+    """Base of every error this package raises; its message is escaped (``printable``)."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(printable(arg) if isinstance(arg, str) else arg for arg in args))
 
 
 class ConfigError(IMDSError, ValueError):
@@ -76,6 +93,14 @@ class MalformedResponseError(IMDSError, ValueError):
 
     def __init__(self, path: str, expected: str) -> None:
         super().__init__("IMDS returned malformed {} for {}".format(expected, path))
+        self.path = path
+
+
+class LimitError(MalformedResponseError):
+    """An answer breaks one of the bounds on what IMDS sends (``bounds``): too much, too deep."""
+
+    def __init__(self, path: str, what: str) -> None:
+        IMDSError.__init__(self, "IMDS sent too much for {}: {}".format(path, what))
         self.path = path
 
 

@@ -475,7 +475,7 @@ class _Child(LazyObject):
 
 
 # Each public IPv4 of an interface -> the private IPs it maps to.
-_ASSOCIATIONS = Listing("public-ipv4s", parse.lines, child=_under("ipv4-associations/"))
+_ASSOCIATIONS = Listing("public-ipv4s", parse.names, child=_under("ipv4-associations/"))
 
 
 class NetworkInterface(_Child):
@@ -534,7 +534,9 @@ class NetworkInterface(_Child):
     @cached(listing=_ASSOCIATIONS)
     def ipv4_associations(self) -> Dict[str, List[str]]:
         """Public IP -> the private IPs it maps to, for each public IP of the interface."""
-        return _children(self, _ASSOCIATIONS, self.public_ipv4s, parse.lines)
+        item = _ASSOCIATIONS.item  # its entries name paths: read as names, not as values
+        names = _ASSOCIATIONS.entries(self._path(item), self._read(item))
+        return _children(self, _ASSOCIATIONS, names, parse.lines)
 
 
 class PublicKey(_Child):
@@ -576,20 +578,20 @@ def _public_keys(path: str, body: Optional[bytes]) -> List[Tuple[int, str]]:
 
 def _first(path: str, body: Optional[bytes]) -> List[str]:
     """The first line of a listing: the role whose credentials the instance has."""
-    return parse.listing(path, body)[:1]
+    return parse.names(path, body)[:1]
 
 
 # The listings of EC2Metadata (items are paths: its directory is /latest/).
-_INTERFACES = Listing(NetworkInterface.LISTING, parse.listing, each=NetworkInterface)
+_INTERFACES = Listing(NetworkInterface.LISTING, parse.names, each=NetworkInterface)
 _KEYS = Listing(
     PublicKey.LISTING,
     lambda path, body: [str(index) for index, name in _public_keys(path, body)],
     each=PublicKey,
 )
-_TAGS = Listing(InstanceTags.LISTING, parse.lines, child=InstanceTags.path)
+_TAGS = Listing(InstanceTags.LISTING, parse.names, child=InstanceTags.path)
 _block_device = _under(_BLOCK_DEVICE_MAPPING)
 _role_credentials = _under(_ROLES_DIR)
-_BLOCK_DEVICES = Listing(_BLOCK_DEVICE_MAPPING, parse.listing, child=_block_device)
+_BLOCK_DEVICES = Listing(_BLOCK_DEVICE_MAPPING, parse.names, child=_block_device)
 _ROLES = Listing(_ROLES_DIR, _first, child=_role_credentials)
 
 
@@ -598,7 +600,7 @@ def _category(entry: str) -> str:
 
 
 # The categories the service lists: a full snapshot also reads those the model does not know.
-CATEGORIES = Listing(_META, parse.lines, child=_category)
+CATEGORIES = Listing(_META, parse.entries, child=_category)
 
 # Public attributes of EC2Metadata that are not metadata (and so no snapshot key).
 PLUMBING = frozenset(
@@ -642,6 +644,7 @@ class EC2Metadata(LazyObject):
         allow_imdsv1: Optional[bool] = None,
         token_ttl: Optional[int] = None,
         max_concurrency: Optional[int] = None,
+        deadline: Optional[float] = None,
         client: Optional[IMDSClient] = None,
         pool_manager: Optional[urllib3.PoolManager] = None,
     ) -> None:
@@ -796,7 +799,7 @@ class EC2Metadata(LazyObject):
     )
     block_device_mapping_names = Leaf(
         _BLOCK_DEVICE_MAPPING,
-        parse.listing,
+        parse.names,
         "Names in the block device mapping (ami, root, ebsN, ephemeralN, swap).",
         in_snapshot=False,  # the keys of block_device_mapping
     )
@@ -832,7 +835,7 @@ class EC2Metadata(LazyObject):
     )
     iam_role_names = UncachedLeaf(
         _ROLES_DIR,
-        parse.listing,
+        parse.names,
         "Uncached. Names of the roles with credentials (usually one; [] if none).",
     )
     identity_credentials_ec2_info = Leaf(
@@ -1036,7 +1039,7 @@ class EC2Metadata(LazyObject):
         body = self._read(path)
         if body is None:
             raise self._error(TagsNotEnabledError())
-        return InstanceTags(parse.lines(path, body), self)
+        return InstanceTags(parse.names(path, body), self)
 
 
 def _default() -> EC2Metadata:

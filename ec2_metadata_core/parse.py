@@ -14,7 +14,8 @@ import math
 import re
 from typing import Any, Dict, List, Optional
 
-from .errors import MalformedResponseError, PathNotFoundError
+from .bounds import MAX_LISTING_ENTRIES
+from .errors import LimitError, MalformedResponseError, PathNotFoundError
 
 _INTEGER = re.compile(r"-?[0-9]{1,18}\Z")
 
@@ -52,6 +53,45 @@ def lines(path: str, body: Optional[bytes]) -> List[str]:
 def listing(path: str, body: Optional[bytes]) -> List[str]:
     """Entries of a directory listing, without the trailing ``/`` of subdirectories."""
     return [line.rstrip("/") for line in lines(path, body)]
+
+
+# What a listed name may not hold: it becomes one segment of the next path,
+# so nothing that ends a segment or the path ("/", "?", "#"), escapes ("%"),
+# or is not a visible character.
+_NOT_IN_A_NAME = re.compile(r"[/?#%\s]")
+
+
+def plain_name(name: str) -> bool:
+    """Whether a listed ``name`` can be one path segment as it is (see ``entries``)."""
+    return name not in ("", ".", "..") and not _NOT_IN_A_NAME.search(name) and name.isprintable()
+
+
+def entries(path: str, body: Optional[bytes]) -> List[str]:
+    """A listing whose entries name the next paths to read, as listed (a directory ends in ``/``).
+
+    Each entry must be a plain name (``plain_name``: not empty, ``.`` or
+    ``..``, no ``/ ? # %``, no space or control character), and there are at
+    most ``bounds.MAX_LISTING_ENTRIES``: a listing that breaks either is
+    malformed as a whole, never read in part, and no such name is put into a path.
+    """
+    if body is None:
+        return []
+    found = [line[:-1] if line.endswith("\r") else line for line in decode(path, body).split("\n")]
+    if found[-1] == "":
+        found.pop()  # the line feed that ends the last line
+    if len(found) > MAX_LISTING_ENTRIES:
+        raise LimitError(
+            path, "a listing of {} entries, more than {}".format(len(found), MAX_LISTING_ENTRIES)
+        )
+    for entry in found:
+        if not plain_name(entry[:-1] if entry.endswith("/") else entry):
+            raise MalformedResponseError(path, "listing ({!r} is not a plain name)".format(entry))
+    return found
+
+
+def names(path: str, body: Optional[bytes]) -> List[str]:
+    """The names a listing of paths gives (``entries``), without a directory's trailing ``/``."""
+    return [entry[:-1] if entry.endswith("/") else entry for entry in entries(path, body)]
 
 
 def integer(path: str, body: Optional[bytes]) -> int:

@@ -8,6 +8,10 @@ plan never reads the model, so no transport callback re-enters it.
 
 Listings go first, the deepest first: their entries are the longest chain of
 the gather (token, MAC list, per-interface values, IPv4 association).
+
+Categories the model does not know are followed within bounds
+(``Discovery``): a category nested too deep or too wide is refused whole,
+and the gather goes on without it.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from __future__ import annotations
 from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 from . import parse
-from .errors import IMDSError
+from .bounds import MAX_UNKNOWN_DEPTH, MAX_UNKNOWN_PATHS
+from .errors import IMDSError, LimitError
 from .model import CATEGORIES, EC2Metadata, Listing, declared
 
 # A listing's path with "*" for each segment a parent listing named.
@@ -47,6 +52,66 @@ def known_categories() -> Set[str]:
     return {item[len(meta) :].split("/")[0] for item in items if item.startswith(meta)}
 
 
+def category_of(path: str) -> str:
+    """The category directory ``path`` is in, e.g. ``meta-data/evil/``."""
+    meta = CATEGORIES.item
+    return meta + path[len(meta) :].split("/", 1)[0] + "/"
+
+
+class Discovery:
+    """The bounds on the categories the model does not know, over one pass.
+
+    ``below(path, body)`` names the paths a directory of such a category
+    lists, or raises the ``IMDSError`` that refuses its category: a listing
+    that is not one (``parse.entries``), a directory deeper than
+    ``MAX_UNKNOWN_DEPTH`` levels below ``meta-data/``, or more paths than
+    ``MAX_UNKNOWN_PATHS`` in all. ``refused`` keeps each refused category's
+    error; nothing below it is read again.
+    """
+
+    def __init__(self) -> None:
+        self.paths = 0
+        self.refused: Dict[str, IMDSError] = {}
+
+    def categories(self, entries: List[str]) -> List[str]:
+        """The unknown categories (``meta-data/`` entries) within the budget; the rest refused."""
+        kept = []
+        for entry in entries:
+            if self.paths < MAX_UNKNOWN_PATHS:
+                self.paths += 1
+                kept.append(entry)
+            else:
+                category = category_of(CATEGORIES.named(entry))
+                self.refused[category] = self._too_many(category)
+        return kept
+
+    @staticmethod
+    def _too_many(category: str) -> IMDSError:
+        return LimitError(
+            category, "categories the model does not know past {} paths".format(MAX_UNKNOWN_PATHS)
+        )
+
+    def below(self, path: str, body: Optional[bytes]) -> List[str]:
+        category = category_of(path)
+        failure = self.refused.get(category)
+        if failure is not None:
+            raise failure
+        try:
+            entries = parse.entries(path, body)
+            depth = path[len(CATEGORIES.item) :].count("/")
+            if depth >= MAX_UNKNOWN_DEPTH and any(entry.endswith("/") for entry in entries):
+                raise LimitError(
+                    category, "a category nested deeper than {} levels".format(MAX_UNKNOWN_DEPTH)
+                )
+            self.paths += len(entries)
+            if self.paths > MAX_UNKNOWN_PATHS:
+                raise self._too_many(category)
+        except IMDSError as exc:
+            self.refused[category] = exc
+            raise
+        return [path + entry for entry in entries]
+
+
 class Plan:
     """The paths a gather of ``keys`` (``EC2Metadata`` attribute names) reads.
 
@@ -57,6 +122,7 @@ class Plan:
     def __init__(self, keys: Iterable[str], discover: bool = False) -> None:
         self.discover = discover
         self._known = known_categories() if discover else set()
+        self.discovery = Discovery()
         self._listings: Dict[str, Listing] = {}  # by path
         # Listings under a directory a listing names: by their path with "*" for that name.
         self._nested: List[Tuple[Pattern, Listing]] = []
@@ -120,8 +186,9 @@ class Plan:
         if self.discover and self._is_unknown_listing(path):
             try:
                 if path == CATEGORIES.item:
-                    return [CATEGORIES.named(entry) for entry in self.unknown(body)]
-                return [path + entry for entry in parse.lines(path, body)]
+                    unknown = self.discovery.categories(self.unknown(body))
+                    return [CATEGORIES.named(entry) for entry in unknown]
+                return self.discovery.below(path, body)
             except IMDSError:
                 return []  # reported when the snapshot reads the listing
         return []

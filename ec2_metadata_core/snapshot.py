@@ -16,11 +16,12 @@ so the plan is only a speed-up.
 from __future__ import annotations
 
 import base64
-import gzip
+import sys
 import zlib
 from typing import Any, Dict, Iterable, List, Optional, Union
 
 from . import parse, sensitive
+from .bounds import MAX_USER_DATA
 from .client import IMDSClient
 from .errors import IMDSError, TagsNotEnabledError
 from .model import (
@@ -32,7 +33,7 @@ from .model import (
     SpotInstanceAction,
     declared,
 )
-from .plan import Plan
+from .plan import Discovery, Plan, category_of
 
 JSON = Any
 # Defined in sensitive.py (one definition for every face); cli.py reads them here.
@@ -89,15 +90,28 @@ class _Memo:
         return outcome
 
 
-def _unknown_tree(memo: _Memo, base: str, entries: List[str]) -> Dict[str, JSON]:
-    tree: Dict[str, JSON] = {}
-    for entry in entries:
-        path = base + entry
-        if entry.endswith("/"):
-            tree[entry.rstrip("/")] = _unknown_tree(memo, path, parse.lines(path, memo.read(path)))
-        else:
-            tree[entry] = parse.optional_text(path, memo.read(path))
-    return tree
+def _unknown_category(memo: _Memo, discovery: Discovery, entry: str) -> JSON:
+    """One category the model does not know, whole: text leaves, directories as dicts.
+
+    Walked without recursion, within ``discovery``'s bounds (the plan's
+    refusals included); raises the ``IMDSError`` that refuses the category.
+    """
+    path = CATEGORIES.named(entry)
+    if not entry.endswith("/"):
+        return parse.optional_text(path, memo.read(path))
+    root: Dict[str, JSON] = {}
+    pending = [(root, path)]
+    while pending:
+        tree, directory = pending.pop()
+        for child in discovery.below(directory, memo.read(directory)):
+            name = child[len(directory) :]
+            if name.endswith("/"):
+                subtree: Dict[str, JSON] = {}
+                tree[name[:-1]] = subtree
+                pending.append((subtree, child))
+            else:
+                tree[name] = parse.optional_text(child, memo.read(child))
+    return root
 
 
 def to_json(value: Any) -> JSON:
@@ -124,15 +138,18 @@ def to_json(value: Any) -> JSON:
 
 
 def user_data_json(raw: bytes) -> Dict[str, Any]:
-    """User data as text when it is UTF-8 (gunzipped first if gzip'd), else base64."""
+    """User data as text when it is UTF-8 (gunzipped first if gzip'd), else base64.
+
+    Gzip'd user data that inflates past ``bounds.MAX_USER_DATA`` (a few
+    kilobytes can make gigabytes) is not inflated: it comes as the bytes
+    served, in base64, as does anything that is not text.
+    """
     compression = None
     body = raw
     if raw[:2] == b"\x1f\x8b":
-        try:
-            body = gzip.decompress(raw)
-            compression = "gzip"
-        except (OSError, EOFError, zlib.error):  # not gzip after all: keep the bytes
-            body = raw
+        inflated = gunzip(raw, MAX_USER_DATA)
+        if inflated is not None:
+            body, compression = inflated, "gzip"
     try:
         return {"encoding": "text", "compression": compression, "content": body.decode("utf-8")}
     except UnicodeDecodeError:
@@ -141,6 +158,24 @@ def user_data_json(raw: bytes) -> Dict[str, Any]:
             "compression": None,
             "content": base64.b64encode(raw).decode("ascii"),
         }
+
+
+def gunzip(data: bytes, limit: int) -> Optional[bytes]:
+    """``data`` inflated (every gzip member); ``None``: not gzip, or over ``limit`` bytes."""
+    out = bytearray()
+    while data:
+        inflater = zlib.decompressobj(wbits=31)  # a gzip member, header and trailer checked
+        try:
+            out += inflater.decompress(data, limit + 1 - len(out))
+        except zlib.error:
+            return None
+        if len(out) > limit or not inflater.eof:
+            return None  # too large, or cut short (or held back by the limit)
+        data = inflater.unused_data
+        if data[:2] != b"\x1f\x8b":
+            # gzip.decompress allows zero padding after the last member, nothing else.
+            return bytes(out) if not data.strip(b"\0") else None
+    return bytes(out)
 
 
 def _value(view: EC2Metadata, name: str) -> JSON:
@@ -173,7 +208,11 @@ def snapshot(
     the user data; both are off by default because snapshots travel (facts,
     grains, logs). ``keys`` limits the gather to those top-level keys. Raises an
     ``IMDSError`` if any value could not be read: a failed path never passes
-    for an absent one. ``stats``, if given, receives ``misses``: paths the
+    for an absent one. A category the model does not know is the exception:
+    one that cannot be read, or breaks the bounds (``bounds``), is left out
+    rather than taking the known values with it, and said: its one-line
+    error is logged as a warning and listed in ``stats["refused"]``.
+    ``stats``, if given, receives ``misses``: paths the
     prefetch plan did not cover. ``raw``, if given, receives every body read
     by path under ``/latest/`` (``None`` for 404), for faces that must name
     values by their IMDS path.
@@ -193,18 +232,44 @@ def snapshot(
     memo = _Memo(client, client.fetch(plan.first, follow=plan.follow))
     view = EC2Metadata.from_reader(memo.read, client)
     result = {name: _value(view, name) for name in wanted}
+    refused: List[str] = []
     if discover:
-        # The categories listing feeds only the plan: read here, a failure
-        # raises rather than passing for "no other categories".
-        unknown = plan.unknown(memo.read(CATEGORIES.item))
-        for name, value in _unknown_tree(memo, CATEGORIES.item, unknown).items():
-            key = name.replace("-", "_").lower()
-            result[_UNKNOWN_PREFIX + key if key in result else key] = value
+        refused = _discover(memo, plan, result)
     if stats is not None:
         stats["misses"] = list(memo.misses)
+        stats["refused"] = refused
     if raw is not None:
         raw.update(memo.bodies())
     return dict(sorted(result.items()))
+
+
+def _discover(memo: _Memo, plan: Plan, result: Dict[str, JSON]) -> List[str]:
+    """Add the categories the model does not know to ``result``; the errors of those left out."""
+    discovery = Discovery()
+    discovery.refused.update(plan.discovery.refused)
+    refused: List[IMDSError] = []
+    try:
+        # The categories listing feeds only the plan: a failure is said, not
+        # taken for "no other categories".
+        unknown = discovery.categories(plan.unknown(memo.read(CATEGORIES.item)))
+    except IMDSError as exc:
+        unknown = []
+        refused.append(exc)
+    for entry in unknown:
+        try:
+            value = _unknown_category(memo, discovery, entry)
+        except IMDSError as exc:
+            discovery.refused.setdefault(category_of(CATEGORIES.named(entry)), exc)
+            continue
+        key = entry.rstrip("/").replace("-", "_").lower()
+        result[_UNKNOWN_PREFIX + key if key in result else key] = value
+    refused.extend(discovery.refused.values())
+    messages = ["left out: {}".format(exc) for exc in refused]
+    logging = sys.modules.get("logging")  # a program that logs sees it; no import otherwise
+    if logging is not None:
+        for message in messages:
+            logging.getLogger(__name__).warning("%s", message)
+    return messages
 
 
 def _default() -> EC2Metadata:

@@ -44,12 +44,13 @@ import time
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
 from urllib.parse import quote
 
+from .bounds import MAX_BODY, MAX_HEAD
 from .config import host_port
 from .errors import IMDSError, IMDSTimeoutError, IMDSUnavailableError
 
 USER_AGENT = "ec2-metadata-core"
-MAX_HEAD = 64 * 1024
-MAX_BODY = 16 * 1024 * 1024
+# Said when an answer is refused for its size.
+BODY_TOO_LARGE = "body larger than {} KiB".format(MAX_BODY // 1024)
 # What a refused connection most likely means, said where it happens.
 NOT_REACHED_HINT = "not on EC2, or the metadata endpoint is wrong or turned off"
 # Idle kept-alive connections held for reuse (when the service keeps any).
@@ -148,7 +149,7 @@ class _Parser:
         if self._chunked:
             return self._dechunk()
         if len(self._buf) > MAX_BODY:
-            raise _Malformed("body too large")
+            raise _Malformed(BODY_TOO_LARGE)
         return None  # framed by end of stream
 
     def _head(self, block: bytes) -> None:
@@ -179,7 +180,7 @@ class _Parser:
                 raise _Malformed("bad Content-Length")
             self._length = int(length)
             if self._length > MAX_BODY:
-                raise _Malformed("Content-Length out of range")
+                raise _Malformed("Content-Length {} ({})".format(self._length, BODY_TOO_LARGE))
         else:
             self.keep_alive = False
 
@@ -195,7 +196,7 @@ class _Parser:
                 raise _Malformed("bad chunk size")
             size = int(size_text, 16)
             if size > MAX_BODY:
-                raise _Malformed("body too large")
+                raise _Malformed(BODY_TOO_LARGE)
             if size == 0:
                 # The last chunk: done once the (usually empty) trailer has ended.
                 if self._buf.find(b"\r\n\r\n", line_end) < 0:
@@ -205,7 +206,7 @@ class _Parser:
                 return None
             self._chunks += self._buf[line_end + 2 : line_end + 2 + size]
             if len(self._chunks) > MAX_BODY:
-                raise _Malformed("body too large")
+                raise _Malformed(BODY_TOO_LARGE)
             del self._buf[: line_end + 2 + size + 2]
 
     def eof(self) -> Response:
@@ -474,8 +475,10 @@ class Engine:
         self.active: Dict[int, _InFlight] = {}
         self.finished: List[Done] = []
 
-    def submit(self, job: Job, now: float) -> None:
-        flight = _InFlight(job, now, now + self.timeout)
+    def submit(self, job: Job, now: float, until: Optional[float] = None) -> None:
+        """Start ``job``: it ends within ``timeout``, or by ``until`` (a pass's deadline)."""
+        deadline = now + self.timeout if until is None else min(now + self.timeout, until)
+        flight = _InFlight(job, now, deadline)
         flight.out = encode(self.transport.host_header, job)
         sock = self.transport.idle()
         if sock is not None:
@@ -708,7 +711,11 @@ class Engine:
         what = "could not connect to" if flight.state == _CONNECTING else "no answer from"
         return IMDSTimeoutError(
             "{} IMDS at {} within {:g}s ({} {})".format(
-                what, self.transport.describe(), self.timeout, job.method, job.path
+                what,
+                self.transport.describe(),
+                round(flight.deadline - flight.began, 3),
+                job.method,
+                job.path,
             )
         )
 

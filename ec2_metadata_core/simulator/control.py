@@ -12,6 +12,11 @@ changing instance. Two ways in, one set of operations:
 * Another process: ``POST /_simulator/<operation>?args=<JSON object>`` on the
   simulator's own port, which ``ec2-metadata-core simulate ctl`` sends. Real
   IMDS has no such path. Only loopback peers are served (others get 403), and
+  only requests that name a loopback host (``Host: 127.0.0.1:PORT``,
+  ``localhost``, ``[::1]``) and come from no other site (no ``Origin`` but a
+  loopback one): a web page the developer opens could otherwise reach it
+  through DNS rebinding (a name of the attacker's, resolved to 127.0.0.1)
+  and change the running simulator.
   ``Simulator.control = False`` (``simulate --no-control``) turns it off (404,
   as real IMDS answers). Answers are JSON: ``{"result": ...}`` or
   ``{"error": "one line"}`` with 400 (bad arguments) or 404 (unknown operation).
@@ -242,17 +247,24 @@ class NoticeControls:
 
     # -- the control endpoint ----------------------------------------------------
 
-    def _control(self, method: str, target: str, peer: Any) -> Tuple[int, bytes]:
-        """Answer a request under ``PREFIX``: (status, JSON body)."""
+    def _control(
+        self, method: str, target: str, peer: Any, fields: Optional[Dict[str, str]] = None
+    ) -> Tuple[int, bytes]:
+        """Answer a request under ``PREFIX``: (status, JSON body); ``fields``: its headers."""
         if not self.control:
             return 404, _json({"error": "not found"})
         host = str(peer[0]) if isinstance(peer, tuple) and peer else ""
-        try:
-            loopback = ipaddress.ip_address(host.split("%")[0]).is_loopback
-        except ValueError:
-            loopback = False
-        if not loopback:
+        if not _loopback(host.split("%")[0]):
             return 403, _json({"error": "simulator control is served to loopback peers only"})
+        fields = fields or {}
+        if not _loopback(_hostname(fields.get("host", ""))):
+            return 403, _json(
+                {"error": "simulator control needs a loopback Host (127.0.0.1, localhost, [::1])"}
+            )
+        origin = fields.get("origin")
+        cross_site = fields.get("sec-fetch-site", "none") not in ("none", "same-origin")
+        if cross_site or (origin is not None and not _loopback(_hostname(urlsplit(origin).netloc))):
+            return 403, _json({"error": "simulator control is not served to other sites"})
         if method != "POST":
             return 405, _json({"error": "use POST"})
         parts = urlsplit(target)
@@ -277,6 +289,23 @@ class NoticeControls:
             message = str(exc.args[0]) if exc.args else type(exc).__name__
             return 400, _json({"error": f"{name}: {message}"})
         return 200, _json({"result": result})
+
+
+def _hostname(authority: str) -> str:
+    """The host of a ``Host`` header or an origin's authority, without port or brackets."""
+    if authority.startswith("["):
+        return authority[1:].split("]", 1)[0]
+    return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
+
+
+def _loopback(host: str) -> bool:
+    """A loopback address, or ``localhost`` (which no one else's DNS can answer for)."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _json(value: Any) -> bytes:

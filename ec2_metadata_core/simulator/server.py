@@ -898,7 +898,9 @@ class Simulator(NoticeControls):
         raw_path = raw_path.split("?", 1)[0].split("#", 1)[0]
         path = unquote(raw_path)
         if path.startswith(CONTROL_PREFIX):  # live control (control.py): no stats, no faults
-            status, body = self._control(method, handler.path, handler.client_address)
+            status, body = self._control(
+                method, handler.path, handler.client_address, handler.fields
+            )
             handler.send_reply(_Reply(status, body, "application/json"), head_only=False)
             return
         with self._lock:
