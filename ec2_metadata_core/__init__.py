@@ -9,9 +9,12 @@ load on use: Ansible and Salt start a Python process for every run.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List
-
+# Not even ``typing`` at import: from its first line, the CLI's entry point
+# (``__main__``) handles Ctrl-C, and this package is imported before it.
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, Dict, List
+
     from .client import IMDSClient
     from .config import Settings
     from .errors import (

@@ -67,6 +67,15 @@ MAX_IDLE = 32
 SYN_WAIT_INITIAL = 0.2
 SYN_WAIT_FLOOR = 0.01
 SYN_WAIT_CEILING = 1.0
+# A GET sent and not answered within the answer times measured (SRTT + 4
+# RTTVAR, as for the SYN) is sent once more on a fresh connection, and the
+# first answer wins (a hedged request): IMDS drops packets past its limits,
+# and a request it never answers would cost the whole timeout. HEDGE_FLOOR is
+# far above a healthy answer, so a service that is only slow is not sent its
+# load twice; HEDGES_AT_ONCE bounds the extra load against one that is silent.
+HEDGE_INITIAL = 0.25
+HEDGE_FLOOR = 0.1
+HEDGES_AT_ONCE = 2
 
 
 class Response(NamedTuple):
@@ -280,16 +289,23 @@ class SynTimer:
 
     ``measured(seconds)`` takes the time of a connect that completed on its
     first SYN (Karn: one that needed a fresh SYN says nothing about the round
-    trip); ``wait(resends)`` is SRTT + 4 RTTVAR within ``SYN_WAIT_FLOOR`` and
-    ``SYN_WAIT_CEILING``, doubled for each fresh SYN the connect already
-    needed (TCP's back-off: a service dropping SYNs is not helped by more).
+    trip); ``wait(resends)`` is SRTT + 4 RTTVAR within ``floor`` and
+    ``ceiling``, doubled for each fresh SYN the connect already needed (TCP's
+    back-off: a service dropping SYNs is not helped by more). The same
+    estimate over answer times gives the wait before a hedged request.
     Shared by a transport's engines without a lock: a lost update only
     skips one sample.
     """
 
-    __slots__ = ("rttvar", "srtt")
+    __slots__ = ("ceiling", "floor", "initial", "rttvar", "srtt")
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        initial: float = SYN_WAIT_INITIAL,
+        floor: float = SYN_WAIT_FLOOR,
+        ceiling: float = SYN_WAIT_CEILING,
+    ) -> None:
+        self.initial, self.floor, self.ceiling = initial, floor, ceiling
         self.srtt: Optional[float] = None
         self.rttvar = 0.0
 
@@ -301,9 +317,9 @@ class SynTimer:
             self.srtt = 0.875 * self.srtt + 0.125 * seconds
 
     def wait(self, resends: int = 0) -> float:
-        base = SYN_WAIT_INITIAL if self.srtt is None else self.srtt + 4.0 * self.rttvar
-        wait: float = max(SYN_WAIT_FLOOR, base) * (2 ** min(resends, 8))
-        return min(SYN_WAIT_CEILING, wait)
+        base = self.initial if self.srtt is None else self.srtt + 4.0 * self.rttvar
+        wait: float = max(self.floor, base) * (2 ** min(resends, 8))
+        return min(self.ceiling, wait)
 
 
 class StdlibTransport(Transport):
@@ -325,6 +341,7 @@ class StdlibTransport(Transport):
         )
         self._address: Optional[Tuple[int, Any]] = None
         self.syn_timer = SynTimer()
+        self.answer_timer = SynTimer(HEDGE_INITIAL, HEDGE_FLOOR, float("inf"))
         self._idle: List[socket.socket] = []
         self._lock = threading.Lock()
         self._pid = os.getpid()
@@ -435,12 +452,16 @@ class _InFlight:
         "connect_began",
         "connect_by",
         "deadline",
+        "hedge_at",
+        "hedged",
         "job",
         "out",
         "parser",
         "reused",
+        "sent_at",
         "sock",
         "state",
+        "twin",
     )
 
     def __init__(self, job: Job, began: float, deadline: float) -> None:
@@ -454,6 +475,13 @@ class _InFlight:
         self.connect_by = 0.0
         self.out = b""
         self.parser = _Parser(job.method)
+        self.sent_at = 0.0
+        self.hedge_at = _NEVER
+        self.hedged = False  # sent twice: its answer time says nothing (Karn)
+        self.twin: Optional[_InFlight] = None  # the other copy of a hedged request
+
+
+_NEVER = float("inf")
 
 
 class _Poller:
@@ -522,6 +550,7 @@ class Engine:
         self.transport = transport
         self.timeout = timeout
         self.poller = _Poller()
+        self.hedges = 0  # twins in flight
         self.active: Dict[int, _InFlight] = {}
         self.finished: List[Done] = []
 
@@ -541,7 +570,7 @@ class Engine:
         """Requests that ended, after at most ``wait`` seconds (``None``: until one does)."""
         if not self.finished and self.active:
             due = min(
-                min(f.connect_by, f.deadline) if f.state == _CONNECTING else f.deadline
+                min(f.connect_by if f.state == _CONNECTING else f.hedge_at, f.deadline)
                 for f in self.active.values()
             )
             until = due - time.monotonic()
@@ -587,6 +616,17 @@ class Engine:
             del self.active[fd]
 
     def _settle(self, flight: _InFlight, outcome: Optional[Outcome], keep: bool) -> None:
+        twin = flight.twin
+        if twin is not None and outcome is not None:
+            # One copy of a hedged request ended: an answer is the request's and
+            # the other copy is dropped; a failure waits for the other copy.
+            flight.twin = twin.twin = None
+            self.hedges -= 1
+            alive = twin.sock is not None and self.active.get(twin.sock.fileno()) is twin
+            if isinstance(outcome, IMDSError) and alive:
+                outcome = None
+            elif alive:
+                self._settle(twin, None, False)
         if flight.sock is not None:
             self._forget(flight, closing=not keep)
             if keep:
@@ -624,8 +664,11 @@ class Engine:
             else:
                 self._measure(flight)
                 flight.out = flight.out[sent:]
-                flight.state = _SENDING if flight.out else _RECEIVING
-                self._watch(flight, selectors.EVENT_WRITE if flight.out else selectors.EVENT_READ)
+                if flight.out:
+                    flight.state = _SENDING
+                    self._watch(flight, selectors.EVENT_WRITE)
+                else:
+                    self._sent(flight)
                 return
         self._watch(flight, selectors.EVENT_WRITE)
 
@@ -688,7 +731,14 @@ class Engine:
         if flight.out:
             self._watch(flight, selectors.EVENT_WRITE)
             return
+        self._sent(flight)
+
+    def _sent(self, flight: _InFlight) -> None:
+        """The request is out: wait for the answer, and hedge a GET that takes too long."""
         flight.state = _RECEIVING
+        flight.sent_at = now = time.monotonic()
+        if flight.job.method == "GET" and not flight.hedged:
+            flight.hedge_at = now + self.transport.answer_timer.wait()
         self._watch(flight, selectors.EVENT_READ)
 
     def _lost(self, flight: _InFlight, exc: BaseException) -> None:
@@ -735,6 +785,8 @@ class Engine:
             self._settle(flight, self._failed("sent an unusable answer", flight, why), False)
             return
         if response is not None:
+            if not flight.hedged and flight.sent_at:
+                self.transport.answer_timer.measured(time.monotonic() - flight.sent_at)
             self._settle(flight, response, parser.keep_alive)
 
     def _overdue(self, now: float) -> None:
@@ -746,6 +798,19 @@ class Engine:
                 flight.job.resent += 1
                 self._settle(flight, None, False)
                 self._connect(flight)
+            elif flight.state == _RECEIVING and flight.hedge_at <= now:
+                flight.hedge_at = _NEVER
+                if self.hedges < HEDGES_AT_ONCE:
+                    self._hedge(flight)
+
+    def _hedge(self, flight: _InFlight) -> None:
+        """Send ``flight``'s request once more on a connection of its own (see HEDGE_FLOOR)."""
+        twin = _InFlight(flight.job, flight.began, flight.deadline)
+        twin.out = encode(self.transport.host_header, flight.job)
+        flight.hedged = twin.hedged = True
+        flight.twin, twin.twin = twin, flight
+        self.hedges += 1
+        self._connect(twin)
 
     def _failed(self, what: str, flight: _InFlight, why: str) -> IMDSError:
         job = flight.job

@@ -809,3 +809,22 @@ def test_a_server_that_does_not_take_put_is_said_not_to_be_imds(
         "IMDS answered the token request with 501: {} may not be an instance metadata "
         "service".format(imds_simulator.url)
     )
+
+
+def test_a_get_never_answered_is_hedged_within_its_attempt(imds_simulator: Simulator) -> None:
+    # One attempt, and the service never answers the first copy: the hedge
+    # sent after the measured answer time (at least 0.1 s) gets the answer.
+    fault = imds_simulator.add_fault(path="/latest/meta-data/instance-id", action="silent", times=1)
+    metadata = EC2Metadata(endpoint=imds_simulator.url, attempts=1, timeout=2)
+    assert metadata.instance_id == "i-0123456789abcdef0"
+    assert fault.hits == 1
+    assert imds_simulator.stats.by_path["GET /latest/meta-data/instance-id"] == 2
+
+
+def test_a_prompt_service_is_never_sent_a_request_twice(imds_simulator: Simulator) -> None:
+    from ec2_metadata_core.snapshot import snapshot
+
+    snapshot(EC2Metadata(endpoint=imds_simulator.url))
+    stats = imds_simulator.stats
+    assert stats.requests == sum(stats.by_path.values())
+    assert {path: n for path, n in stats.by_path.items() if n != 1} == {}
