@@ -5,7 +5,8 @@ script inside a network namespace that has only loopback. This script refuses
 to run anywhere else. See benchmarks/README.md for what is measured and how.
 
 Options: --quick (few repetitions, for checking the harness), --budget S
-(stop starting new measurements after S seconds), --no-save (print only).
+(stop starting new measurements after S seconds), --no-save (print only),
+--only hostile (just the hostile-endpoint row, hostile_cost.py; saves nothing).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import time
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, TypeVar
 
 import contenders
+import hostile_cost
 import layout
 import measure
 import report
@@ -480,7 +482,13 @@ def save(results: Dict[str, Any]) -> str:
     latest = layout.RESULTS / "latest.json"  # a link, not a second copy of the run
     latest.unlink(missing_ok=True)
     latest.symlink_to(path.name)
-    table = report.render(results) + "\n\n" + watch_cost.render(results.get("watch"))
+    table = "\n\n".join(
+        (
+            report.render(results),
+            watch_cost.render(results.get("watch")),
+            hostile_cost.render(results.get("hostile")),
+        )
+    )
     summary = "# Last full `make bench` run ({})\n\n```\n{}\n```\n".format(
         results["started"], table
     )
@@ -531,6 +539,8 @@ def run(plan: Plan, budget: Budget, setup: Dict[str, Any]) -> Dict[str, Any]:
         progress("salt end to end at {} ms".format(E2E_LATENCY_MS))
         results["salt"] = measure_salt(sim, plan, budget, url)
         results["watch"] = watch_cost.measure_watch(sim, url)  # events watcher: issue 12
+        progress("dump against a hostile endpoint")
+        results["hostile"] = hostile_cost.measure_hostile()  # issue 17
     finally:
         sim.close()
     results["load_after"] = os.getloadavg()
@@ -580,6 +590,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     )
     parser.add_argument("--budget", type=float, default=900.0, metavar="S")
     parser.add_argument("--no-save", action="store_true", help="do not write benchmarks/results")
+    parser.add_argument("--only", choices=("hostile",), help="run this section alone")
     args = parser.parse_args(argv)
     if not measure.loopback_only():
         print(
@@ -588,6 +599,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.only == "hostile":  # needs no peers: ours alone
+        block = hostile_cost.measure_hostile()
+        print(hostile_cost.render(block))
+        return 0 if all(target["ok"] for target in block["targets"]) else 1
     setup = load_setup()
     if setup is None:
         print(
@@ -611,6 +626,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     results["quick"] = args.quick
     print(report.render(results))
     print(watch_cost.render(results.get("watch")))
+    print(hostile_cost.render(results.get("hostile")))
     if not args.no_save and not args.quick:
         print(
             "results: {} (and benchmarks/results/latest.json); table: {}".format(

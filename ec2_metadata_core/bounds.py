@@ -16,10 +16,10 @@ MAX_HEAD = 64 * 1024
 # 16 KiB (before base64); every other value is under 2 KiB.
 MAX_BODY = 1024 * 1024
 # All the bodies of one pass (a gather) together. A real gather reads some
-# 20 KiB plus the user data; 5,000 tags of 100 bytes are 1 MiB. What a
+# 20 KiB plus the user data; 5,000 tags of 100 bytes are 0.5 MiB. What a
 # dump writes can be six times what it read (a control character becomes
-# ``\u0000`` in JSON): 4 MiB keeps a dump's memory under 100 MB.
-MAX_PASS_BYTES = 4 * 1024 * 1024
+# ``\u0001`` in JSON): 2 MiB keeps a dump's memory well under 100 MB.
+MAX_PASS_BYTES = 2 * 1024 * 1024
 # The session token. Real tokens are some 56 bytes; each request carries it.
 MAX_TOKEN = 512
 # Entries in one listing. EC2 allows 50 tags an instance, a few interfaces,

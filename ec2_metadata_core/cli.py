@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -174,6 +175,17 @@ def _dump_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="put before every flat/env name (default: none for flat, ec2_ for env)",
     )
+    _output_option(parser)
+
+
+def _output_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="write to FILE (mode 0600, replaced whole, a symlink there replaced, not "
+        "followed) rather than to standard output: for secrets and user data",
+    )
 
 
 def _dump(metadata: EC2Metadata, args: argparse.Namespace) -> int:
@@ -205,21 +217,23 @@ def _dump(metadata: EC2Metadata, args: argparse.Namespace) -> int:
         keys=keys,
         stats=stats,
     )
+    # JSON goes out piece by piece: a document of megabytes of escaped
+    # control characters is never held whole, twice over (str, then bytes).
+    pieces: Iterable[str]
     if args.format == "json":
-        out = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
+        pieces = json.JSONEncoder(indent=2, sort_keys=True, ensure_ascii=False).iterencode(data)
     elif args.format == "flat":
         flat = {prefix + key: value for key, value in flatten(data).items()}
-        out = json.dumps(flat, indent=2, ensure_ascii=False)
+        pieces = json.JSONEncoder(indent=2, ensure_ascii=False).iterencode(flat)
     elif args.format == "env":
-        out = to_env(flatten(data), prefix)
+        pieces = [to_env(flatten(data), prefix)]
     else:
         try:
             import yaml
         except ImportError:
             raise ConfigError("--format yaml needs PyYAML: pip install PyYAML") from None
-        out = yaml.safe_dump(data, default_flow_style=False, sort_keys=True, allow_unicode=True)
-        out = out.rstrip("\n")
-    _emit((out + "\n").encode("utf-8"))
+        pieces = [_yaml(yaml, data).rstrip("\n")]
+    _emit_all(itertools.chain((piece.encode("utf-8") for piece in pieces), [b"\n"]), args.output)
     # A category the model does not know that was left out: the rest is
     # printed, and the status says that something is missing.
     for message in stats["refused"]:
@@ -235,6 +249,7 @@ def _get_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-n", dest="newline", action="store_false", help="no newline after the value"
     )
+    _output_option(parser)
 
 
 def _get(metadata: EC2Metadata, args: argparse.Namespace) -> int:
@@ -265,7 +280,7 @@ def _get(metadata: EC2Metadata, args: argparse.Namespace) -> int:
         raw = metadata.user_data
         if raw is None:
             raise Absent("{} is absent on this instance".format(name))
-        _emit(raw + end.encode())
+        _emit(raw + end.encode(), args.output)
         return 0
     if data is None:  # naming a secret is asking for it
         data = snapshot(
@@ -288,7 +303,7 @@ def _get(metadata: EC2Metadata, args: argparse.Namespace) -> int:
         value = _walk(data[key], rest, key)
     if value is None:
         raise Absent("{} is absent on this instance".format(name))
-    _emit((_render(value) + end).encode("utf-8"))
+    _emit((_render(value) + end).encode("utf-8"), args.output)
     return 0
 
 
@@ -434,17 +449,83 @@ def _metadata(args: argparse.Namespace) -> EC2Metadata:
     return EC2Metadata(client=IMDSClient(settings=settings))
 
 
-def _emit(data: bytes) -> None:
+# Characters YAML reads as line breaks: a plain or single-quoted scalar
+# holding one loads back changed (U+0085 alone becomes a space).
+_YAML_BREAKS = ("\x85", "\u2028", "\u2029")
+
+
+def _yaml(yaml: Any, data: Any) -> str:
+    """``data`` as YAML that loads back as ``data``: a string holding a line
+    break YAML would fold is written double-quoted, where it is escaped."""
+
+    class Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+        """libyaml's emitter where PyYAML has it: a hundred times as fast on large values."""
+
+    def string(dumper: Any, text: str) -> Any:
+        style = '"' if any(char in text for char in _YAML_BREAKS) else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+    Dumper.add_representer(str, string)
+    dumped: str = yaml.dump(
+        data, Dumper=Dumper, default_flow_style=False, sort_keys=True, allow_unicode=True
+    )
+    return dumped
+
+
+def _emit(data: bytes, output: Optional[str] = None) -> None:
     """Write bytes as they are: output is UTF-8 whatever the locale says.
 
     Tags and user data may hold any character; an ASCII terminal encoding
-    must not turn a good answer into a traceback.
+    must not turn a good answer into a traceback. ``output``: the file to
+    write instead of standard output (``write_private``).
     """
+    _emit_all([data], output)
+
+
+def _emit_all(pieces: Iterable[bytes], output: Optional[str] = None) -> None:
+    """``_emit`` of the pieces of one document, written as they come."""
+    if output is not None:
+        try:
+            write_private(output, pieces)
+        except OSError as exc:
+            raise OutputError("{}: {}".format(output, exc.strerror or exc)) from None
+        return
     stdout = _open(sys.stdout)
     with _writing():
         stdout.flush()  # text written before, by argparse say, goes first
-        stdout.buffer.write(data)
+        for piece in pieces:
+            stdout.buffer.write(piece)
         stdout.buffer.flush()
+
+
+def write_private(path: str, pieces: Iterable[bytes]) -> None:
+    """Write ``pieces`` to ``path``, readable by its owner only (0600), atomically.
+
+    A new file beside it, created 0600 whatever the umask (never a file
+    that exists, never through a symlink), filled and synced, then renamed
+    over ``path``: a reader sees the old file or the whole new one, and a
+    symlink at ``path`` is replaced, not followed. Raises ``OSError``.
+    """
+    import secrets
+
+    directory = os.path.dirname(os.path.abspath(path))
+    temporary = os.path.join(
+        directory, ".{}.{}.tmp".format(os.path.basename(path), secrets.token_hex(6))
+    )
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    descriptor = os.open(temporary, flags, 0o600)
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
+            os.fchmod(stream.fileno(), 0o600)  # the umask could have taken more
+            for piece in pieces:
+                stream.write(piece)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def _write_text(text: str, stream: Optional[IO[str]]) -> None:

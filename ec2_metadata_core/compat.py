@@ -178,8 +178,10 @@ class Urllib3Transport(Transport):
             )
             try:
                 body = _body(raw, self._base, job, timeout, started)
-            finally:
-                raw.release_conn()
+            except BaseException:
+                raw.close()  # a body left unread: the connection goes, not back to the pool
+                raise
+            raw.release_conn()
         except urllib3.exceptions.NewConnectionError as exc:  # a ConnectTimeoutError too
             raise _unreachable(self._base, job, exc) from None
         except urllib3.exceptions.TimeoutError:
@@ -199,19 +201,22 @@ def _body(raw: Any, base: str, job: Job, timeout: float, started: float) -> byte
     bomb inflates), at most ``MAX_BODY`` of them, and within ``timeout`` of
     ``started`` in all: the caller's library bounds each read, not the
     whole, and a body sent a byte at a time would keep it reading for ever.
-    ``read1`` returns what one read brings (urllib3 2.3 and later); an
-    older urllib3 reads in small pieces.
+    ``read1`` returns what one read brings: urllib3's own (2.3 and later),
+    else that of the ``http.client`` answer below it (which decodes nothing).
     """
-    read = getattr(raw, "read1", None)
-    size = 65536
-    if read is None:
-        read, size = raw.read, 1024
+    if hasattr(raw, "read1"):
+
+        def read(size: int) -> bytes:
+            return raw.read1(size, decode_content=False)  # type: ignore[no-any-return]
+
+    else:  # pragma: no cover - urllib3 before 2.3
+        read = raw._fp.read1
     chunks: List[bytes] = []
     total = 0
     while True:
         if time.monotonic() - started > timeout:
             raise _timed_out(base, job, timeout)
-        chunk = read(size, decode_content=False)
+        chunk = read(65536)
         if not chunk:
             return b"".join(chunks)
         total += len(chunk)

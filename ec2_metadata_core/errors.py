@@ -96,12 +96,16 @@ class MalformedResponseError(IMDSError, ValueError):
         self.path = path
 
 
-class LimitError(MalformedResponseError):
+class LimitError(IMDSError, ValueError):
     """An answer breaks one of the bounds on what IMDS sends (``bounds``): too much, too deep."""
 
     def __init__(self, path: str, what: str) -> None:
-        IMDSError.__init__(self, "IMDS sent too much for {}: {}".format(path, what))
+        super().__init__("IMDS sent too much for {}: {}".format(path, what))
         self.path = path
+
+
+class FormatError(IMDSError, ValueError):
+    """A value holds what the output format cannot carry (a NUL in a shell variable)."""
 
 
 class TagsNotEnabledError(IMDSError, KeyError):

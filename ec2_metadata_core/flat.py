@@ -115,7 +115,9 @@ def to_env(flat: Dict[str, Scalar], prefix: Optional[str] = None) -> str:
     """``export NAME='value'`` lines; lists are newline-joined, None is empty.
 
     ``prefix`` goes in front of each name as it is; one that would not make
-    shell names (``my-``, ``9``) raises ``ConfigError``.
+    shell names (``my-``, ``9``) raises ``ConfigError``. A value with a NUL
+    character raises ``FormatError`` naming it: no shell variable can hold
+    one (a sourcing shell would drop it, or the rest of the value, silently).
     """
     import shlex
 
@@ -130,6 +132,13 @@ def to_env(flat: Dict[str, Scalar], prefix: Optional[str] = None) -> str:
             text = "\n".join(_scalar_text(v) for v in value)
         else:
             text = _scalar_text(value)
+        if "\0" in text:
+            from .errors import FormatError
+
+            raise FormatError(
+                "{} holds a NUL character, which a shell variable cannot carry: "
+                "use --format json or flat".format(name)
+            )
         lines.append("export {}={}".format(name, shlex.quote(text)))
     return "\n".join(lines)
 

@@ -534,8 +534,8 @@ class NetworkInterface(_Child):
     @cached(listing=_ASSOCIATIONS)
     def ipv4_associations(self) -> Dict[str, List[str]]:
         """Public IP -> the private IPs it maps to, for each public IP of the interface."""
-        item = _ASSOCIATIONS.item  # its entries name paths: read as names, not as values
-        names = _ASSOCIATIONS.entries(self._path(item), self._read(item))
+        # The addresses name paths: each must be a plain name.
+        names = parse.plain_names(self._path(_ASSOCIATIONS.item), self.public_ipv4s)
         return _children(self, _ASSOCIATIONS, names, parse.lines)
 
 

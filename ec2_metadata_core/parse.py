@@ -83,10 +83,17 @@ def entries(path: str, body: Optional[bytes]) -> List[str]:
         raise LimitError(
             path, "a listing of {} entries, more than {}".format(len(found), MAX_LISTING_ENTRIES)
         )
-    for entry in found:
+    plain_names(path, found)
+    return found
+
+
+def plain_names(path: str, listed: List[str]) -> List[str]:
+    """``listed`` (from the listing at ``path``; a directory may end in ``/``) if every
+    one is a ``plain_name``, else ``MalformedResponseError``."""
+    for entry in listed:
         if not plain_name(entry[:-1] if entry.endswith("/") else entry):
             raise MalformedResponseError(path, "listing ({!r} is not a plain name)".format(entry))
-    return found
+    return listed
 
 
 def names(path: str, body: Optional[bytes]) -> List[str]:

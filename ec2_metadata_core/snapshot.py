@@ -208,10 +208,11 @@ def snapshot(
     the user data; both are off by default because snapshots travel (facts,
     grains, logs). ``keys`` limits the gather to those top-level keys. Raises an
     ``IMDSError`` if any value could not be read: a failed path never passes
-    for an absent one. A category the model does not know is the exception:
-    one that cannot be read, or breaks the bounds (``bounds``), is left out
-    rather than taking the known values with it, and said: its one-line
-    error is logged as a warning and listed in ``stats["refused"]``.
+    for an absent one. A category the model does not know is the exception
+    (the ``meta-data/`` listing that names it is not): one that cannot be
+    read, or breaks the bounds (``bounds``), is left out rather than taking
+    the known values with it, and said: its one-line error is logged as a
+    warning and listed in ``stats["refused"]``.
     ``stats``, if given, receives ``misses``: paths the
     prefetch plan did not cover. ``raw``, if given, receives every body read
     by path under ``/latest/`` (``None`` for 404), for faces that must name
@@ -247,14 +248,9 @@ def _discover(memo: _Memo, plan: Plan, result: Dict[str, JSON]) -> List[str]:
     """Add the categories the model does not know to ``result``; the errors of those left out."""
     discovery = Discovery()
     discovery.refused.update(plan.discovery.refused)
-    refused: List[IMDSError] = []
-    try:
-        # The categories listing feeds only the plan: a failure is said, not
-        # taken for "no other categories".
-        unknown = discovery.categories(plan.unknown(memo.read(CATEGORIES.item)))
-    except IMDSError as exc:
-        unknown = []
-        refused.append(exc)
+    # The categories listing feeds only the plan: read here, a failure raises
+    # rather than passing for "no other categories".
+    unknown = discovery.categories(plan.unknown(memo.read(CATEGORIES.item)))
     for entry in unknown:
         try:
             value = _unknown_category(memo, discovery, entry)
@@ -263,8 +259,7 @@ def _discover(memo: _Memo, plan: Plan, result: Dict[str, JSON]) -> List[str]:
             continue
         key = entry.rstrip("/").replace("-", "_").lower()
         result[_UNKNOWN_PREFIX + key if key in result else key] = value
-    refused.extend(discovery.refused.values())
-    messages = ["left out: {}".format(exc) for exc in refused]
+    messages = ["left out: {}".format(exc) for exc in discovery.refused.values()]
     logging = sys.modules.get("logging")  # a program that logs sees it; no import otherwise
     if logging is not None:
         for message in messages:

@@ -11,11 +11,13 @@ category to ``meta-data/``, say). Trees with no end are rules, not data:
 
 from __future__ import annotations
 
+import gzip
 import socket
 import threading
 import time
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
+from ec2_metadata_core.bounds import MAX_BODY, MAX_PASS_BYTES, MAX_USER_DATA
 from ec2_metadata_core.simulator import Simulator
 
 
@@ -136,10 +138,10 @@ class Hostile:
 
 
 def with_category(name: str, listing: str, upstream: Upstream) -> Answer:
-    """The simulator's ``meta-data/`` listing with one more entry."""
+    """The simulator's ``meta-data/`` listing with one more entry (alone if it has none)."""
     status, _, body = upstream()
-    assert status == 200
-    return Answer(200, body.rstrip(b"\n") + b"\n" + listing.encode() + b"\n")
+    known = body.rstrip(b"\n") + b"\n" if status == 200 else b""
+    return Answer(200, known + listing.encode() + b"\n")
 
 
 def deep_category(method: str, path: str, upstream: Upstream) -> Optional[Answer]:
@@ -155,3 +157,137 @@ def timed(run: Callable[[], object]) -> float:
     started = time.monotonic()
     run()
     return time.monotonic() - started
+
+
+def wide_category(method: str, path: str, upstream: Upstream) -> Optional[Answer]:
+    """``meta-data/wide/``: 50 directories of 50 directories of 50 values, 3 levels deep."""
+    if path == "/latest/meta-data/":
+        return with_category("wide", "wide/", upstream)
+    if path.startswith("/latest/meta-data/wide/"):
+        if path.endswith("/"):
+            level = path[len("/latest/meta-data/wide/") :].count("/")
+            entry = "d{}/" if level < 2 else "v{}"
+            return Answer(200, "\n".join(entry.format(i) for i in range(50)).encode())
+        return Answer(200, b"x")
+    return None
+
+
+def escapes_to_the_caps(method: str, path: str, upstream: Upstream) -> Optional[Answer]:
+    """Known values of control characters (six bytes each in JSON) up to the pass's cap,
+    and user data inflating to its cap, of control characters too."""
+    size = ESCAPED.get(path)
+    if size is not None:
+        return Answer(200, b"\x01" * size)
+    return user_data_at_the_cap(method, path, upstream)
+
+
+# Two values: one at the body cap, one filling the pass's cap but for 64 KiB
+# (the rest of a gather reads some 20 KiB).
+ESCAPED = {
+    "/latest/meta-data/ami-id": MAX_BODY - 1,
+    "/latest/meta-data/hostname": MAX_PASS_BYTES - MAX_BODY - 64 * 1024,
+}
+
+
+def user_data_bomb(method: str, path: str, upstream: Upstream) -> Optional[Answer]:
+    """User data of under 1 MiB that inflates to 900 MiB."""
+    if path == "/latest/user-data":
+        return Answer(200, BOMB)
+    return None
+
+
+def user_data_at_the_cap(method: str, path: str, upstream: Upstream) -> Optional[Answer]:
+    """Gzip'd user data that inflates to just under the cap, all control characters."""
+    if path == "/latest/user-data":
+        return Answer(200, gzip.compress(b"\x01" * MAX_USER_DATA))
+    return None
+
+
+def tags_by_the_100000(method: str, path: str, upstream: Upstream) -> Optional[Answer]:
+    if path == "/latest/meta-data/tags/instance/":
+        return Answer(200, "\n".join("t{}".format(i) for i in range(100_000)).encode())
+    return None
+
+
+def huge_token(method: str, path: str, upstream: Upstream) -> Optional[Answer]:
+    if path == "/latest/api/token":
+        return Answer(200, b"A" * (10 << 20))
+    return None
+
+
+def stalls(method: str, path: str, upstream: Upstream) -> Optional[Answer]:
+    """Every read after the token stalls; one answers a byte at a time."""
+    if path == "/latest/api/token":
+        return None
+    if path == "/latest/meta-data/instance-id":
+        return Answer(200, b"i-" + b"0" * 400, drip=0.05)
+    return Answer(200, b"x", stall=60)
+
+
+# 900 gzip members of 1 MiB of zeros each: under 1 MiB that inflates to 900 MiB.
+BOMB = gzip.compress(b"\0" * (1 << 20), compresslevel=9) * 900
+
+
+# The worst cases of a hostile endpoint for ``dump`` (the bench's row, the
+# property test's corners): name -> (rule, extra arguments).
+WORST: Dict[str, Tuple[Rule, Tuple[str, ...]]] = {
+    "deep tree": (deep_category, ()),
+    "wide tree": (wide_category, ()),
+    "control characters to the caps": (escapes_to_the_caps, ("--include-user-data",)),
+    "the same, as YAML": (escapes_to_the_caps, ("--include-user-data", "--format", "yaml")),
+    "gzip bomb in user data": (user_data_bomb, ("--include-user-data",)),
+    "user data inflating to the cap": (user_data_at_the_cap, ("--include-user-data",)),
+    "100,000 tags": (tags_by_the_100000, ()),
+    "10 MB token": (huge_token, ()),
+    "stalls and a trickle": (stalls, ("--timeout", "0.5", "--attempts", "1")),
+}
+
+
+# ``python -m ec2_metadata_core`` that notes its own peak RSS on the way out.
+# VmHWM is the process's own since exec: ``wait4``'s ru_maxrss also counts
+# the (v)forked parent's pages, a pytest run's or the bench's hundred MB.
+_MEASURED = """\
+import atexit, os, runpy, sys
+
+def _peak():
+    with open("/proc/self/status") as status, open(os.environ["HOSTILE_PEAK_FILE"], "w") as out:
+        out.write(next(line for line in status if line.startswith("VmHWM:")).split()[1])
+
+atexit.register(_peak)
+sys.argv[0] = "ec2_metadata_core"
+runpy.run_module("ec2_metadata_core", run_name="__main__", alter_sys=True)
+"""
+
+
+class Measured(NamedTuple):
+    returncode: int
+    stdout: bytes
+    stderr: str
+    peak_kb: int  # VmHWM of the dump process
+    wall_s: float
+
+
+def measured_dump(
+    python: str, url: str, args: Tuple[str, ...], directory: str, timeout: float = 120
+) -> Measured:
+    """``dump --endpoint URL ARGS`` in a child process: what it gave, its peak RSS, its time."""
+    import os
+    import subprocess
+
+    peak_file = os.path.join(directory, "peak-{}".format(threading.get_ident()))
+    env = {**os.environ, "HOSTILE_PEAK_FILE": peak_file}
+    started = time.monotonic()
+    done = subprocess.run(
+        [python, "-c", _MEASURED, "dump", "--endpoint", url, *args],
+        capture_output=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+    wall = time.monotonic() - started
+    with open(peak_file, encoding="ascii") as peak:
+        peak_kb = int(peak.read())
+    os.unlink(peak_file)
+    return Measured(
+        done.returncode, done.stdout, done.stderr.decode("utf-8", "replace"), peak_kb, wall
+    )

@@ -89,6 +89,7 @@ def test_readme_cli_line_runs(
     port, env = readme_simulator
     command = re.sub(r"\s+#.*$", "", line).replace(":" + README_PORT, ":" + port)
     command = command.replace("> /etc/", "> {}/".format(tmp_path))
+    command = command.replace("--output /etc/", "--output {}/".format(tmp_path))
     if re.match(CLI + r" watch(?!.*--(once|exit-on))", command):
         follow_until_first_event(command, env, tmp_path)
         return

@@ -29,6 +29,21 @@ SECRETS = (
 )
 
 
+def injection(marker: Path) -> str:
+    """A tag value that, put into a state's YAML unquoted, adds a state creating ``marker``."""
+    return "web\n\npwned:\n  cmd.run:\n    - name: touch {}\n".format(marker)
+
+
+def hostile(marker: Path) -> str:
+    """A tag value as an attacker who may tag the instance writes it.
+
+    The ``injection`` and, after it, Jinja, shell words, both quotes, a
+    comment, YAML flow syntax and non-ASCII: all must come out literally.
+    """
+    extras = "{{{{ 7 * 7 }}}} {{% raw %}} $(touch {0}) `touch {0}` \" ' # : - [x] {{a: b}} é 😀"
+    return injection(marker) + extras.format(marker)
+
+
 class Minion(NamedTuple):
     confdir: Path
     root: Path
@@ -47,13 +62,13 @@ def write_minion_config(root: Path, ec2_metadata: Optional[Dict[str, Any]]) -> M
     return Minion(confdir, root, root / "minion.log")
 
 
-def salt_call(target: Minion, *args: str) -> CallResult:
+def salt_call(target: Minion, *args: str, salt_call: Path = SALT_CALL) -> CallResult:
     """Run ``salt-call --local`` with JSON output; the value under ``local``.
 
     Salt may print deprecation warnings (stderr, or before the JSON on stdout):
-    only the JSON document is read.
+    only the JSON document is read. ``salt_call``: another venv's (the matrix).
     """
-    command = [str(SALT_CALL), "--local", "-c", str(target.confdir), "--out=json"]
+    command = [str(salt_call), "--local", "-c", str(target.confdir), "--out=json"]
     command += ["--out-indent=-1", "--log-level=quiet", *args]
     started = time.monotonic()
     done = subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)

@@ -9,18 +9,20 @@ whose IMDS is the simulator; ``salt-call`` lines run as written.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Any, Callable, Dict, List
 
 import pytest
 import yaml
-from readme_support import Block, readme_blocks
-from salt_grains_support import SALT_CALL, Minion, loud_lines, salt_call
+from readme_support import Block, readme_block, readme_blocks
+from salt_grains_support import SALT_CALL, Minion, hostile, injection, loud_lines, salt_call
 
 from ec2_metadata_core.simulator import Simulator
 from saltext.imds_ec2.options import SECTION, from_minion_opts
@@ -29,8 +31,8 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "salt_grains" / "README.md"
-# The README's throwaway setup and the simulator port it uses.
-README_ROOT = "/tmp/imds-salt"
+# The README's throwaway setup (ROOT=$(mktemp -d)) and the simulator port it uses.
+README_ROOT = "$ROOT"
 README_PORT = "1338"
 
 
@@ -58,7 +60,7 @@ def is_install(block: Block) -> bool:
 
 
 def is_trying_it(block: Block) -> bool:
-    return block.language == "sh" and README_ROOT in block.text
+    return block.language == "sh" and '"{}'.format(README_ROOT) in block.text
 
 
 def kinds(block: Block) -> List[str]:
@@ -171,10 +173,23 @@ def test_trying_it_off_ec2_as_written(tmp_path: Path) -> None:
     from fault_support import free_port
 
     port = str(free_port())
-    root = tmp_path / "imds-salt"
+    root = Path()
 
     def localize(text: str) -> str:
         return text.replace(README_ROOT, str(root)).replace(README_PORT, port)
+
+    def assign(words: List[str]) -> str:
+        """``ROOT=$(mktemp -d)``, run by the shell (TMPDIR: this test's): the path it made."""
+        line = " ".join(words)
+        assert line == "ROOT=$(mktemp -d)", line
+        done = subprocess.run(
+            ["sh", "-c", line + ' && printf %s "$ROOT"'],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "TMPDIR": str(tmp_path)},
+            check=True,
+        )
+        return done.stdout
 
     trying = [words for b in blocks() if kinds(b) == ["trying it"] for words in commands(b)]
     (state,) = [b for b in blocks() if kinds(b) == ["state"]]
@@ -183,6 +198,9 @@ def test_trying_it_off_ec2_as_written(tmp_path: Path) -> None:
     background: List[subprocess.Popen[str]] = []
     try:
         for words in trying:
+            if words[0].startswith("ROOT="):
+                root = Path(assign(words))
+                continue
             words = [localize(word) for word in words]
             if words[-1] == "&":
                 process = subprocess.Popen(
@@ -192,9 +210,8 @@ def test_trying_it_off_ec2_as_written(tmp_path: Path) -> None:
                 _wait_for_port(int(port), process)
                 continue
             if "state.apply" in words:
-                target = root / "srv" / (words[-1] + ".sls")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(localize(state.text))
+                # ROOT/srv was made by the local-minion command, as the README says.
+                (root / "srv" / (words[-1] + ".sls")).write_text(state.text)
             done = subprocess.run(
                 [tools[words[0]], *words[1:], "--out=json"]
                 if words[0] == "salt-call"
@@ -233,3 +250,119 @@ def test_local_setup_cli_helps_and_refuses_bad_options_in_one_line(tmp_path: Pat
     assert refused.stderr.count("\n") == 1 and "timeout" in refused.stderr, refused.stderr
     assert "Traceback" not in refused.stderr
     assert not (tmp_path / "x").exists()
+
+
+# -- untrusted values stay data ----------------------------------------------------
+
+MAIN_README = REPO / "README.md"
+TRUST_DOC = REPO / "docs" / "trust.md"
+# What may be put into YAML unfiltered: the minion's own config, not IMDS.
+TRUSTED = ("opts[",)
+QUOTED = re.compile(r"\|\s*(yaml_dquote|json)\s*$")
+
+
+def salt_yaml_blocks() -> List[Block]:
+    """YAML blocks of salt_grains/README.md, docs/trust.md, and README.md's Salt sections."""
+    main = MAIN_README.read_text(encoding="utf-8")
+    salt_sections = "".join(
+        part for part in re.split(r"(?m)^(?=## )", main) if part.startswith("## Salt")
+    )
+    found = [b for b in [*blocks(), *readme_blocks(TRUST_DOC)] if b.language == "yaml"]
+    found += [
+        b for b in readme_blocks(MAIN_README) if b.language == "yaml" and b.text in salt_sections
+    ]
+    return found
+
+
+def test_every_jinja_value_in_a_salt_yaml_example_is_quoted() -> None:
+    """Each ``{{ ... }}`` in a Salt YAML block ends in ``| yaml_dquote`` (or ``| json``)."""
+    expressions = [e for b in salt_yaml_blocks() for e in re.findall(r"\{\{(.*?)\}\}", b.text)]
+    assert len(expressions) >= 6
+    for expression in expressions:
+        if not expression.strip().startswith(TRUSTED):
+            assert QUOTED.search(expression), "unquoted: {{{{{}}}}}".format(expression)
+
+
+def render(text: str, tmp_path: Path, **context: Any) -> Any:
+    """``text`` through Salt's own jinja|yaml renderer, as the master renders a reactor file."""
+    import salt.config
+    import salt.loader
+    import salt.template
+
+    opts = salt.config.minion_config(None)
+    opts.update(file_client="local", cachedir=str(tmp_path / "cache"))
+    template = tmp_path / "template.sls"
+    template.write_text(text, encoding="utf-8")
+    renderers = salt.loader.render(opts, {})
+    return salt.template.compile_template(
+        str(template), renderers, "jinja|yaml", "", "", context=context
+    )
+
+
+def test_the_reactor_and_drain_examples_keep_hostile_values_literal(tmp_path: Path) -> None:
+    """Whatever answers at the minion's endpoint writes the notice; it stays one value."""
+    marker = tmp_path / "pwned"
+    action, time = hostile(marker), "2026-11-28T08:22:00Z\nextra: {{ 7 * 7 }}"
+    event = {"id": "web-1", "notice": {"action": action, "time": time}, "time": time}
+    reactor = render(
+        readme_block(README, "# /srv/reactor/spot-drain.sls"),
+        tmp_path,
+        data=event,
+        tag="salt/beacon/web-1/ec2_metadata/spot/interruption",
+    )
+    pillar = {"spot_action": action, "spot_time": time}
+    assert json.loads(json.dumps(reactor)) == {
+        "drain the minion": {
+            "local.state.apply": [
+                {"tgt": "web-1"},
+                {"args": [{"mods": "drain"}, {"pillar": pillar}]},
+            ]
+        }
+    }
+    drain = render(readme_block(README, "# /srv/salt/drain.sls"), tmp_path, pillar=pillar)
+    assert json.loads(json.dumps(drain)) == {
+        "leave the load balancer": {
+            "file.managed": [
+                {"name": "/run/ec2-spot-drain"},
+                {"contents": "{} at {}".format(action, time)},
+            ]
+        }
+    }
+    assert not marker.exists()
+
+
+UNQUOTED_STATE = """\
+{{ opts['root_dir'] }}/region.txt:
+  file.managed:
+    - contents: {{ grains['ec2']['region'] }} {{ salt['grains.get']('ec2:tags:Role', 'none') }}
+"""
+
+
+def test_the_injection_runs_in_the_unquoted_state_this_readme_showed(
+    on_ec2: Minion, imds_simulator: Simulator, tmp_path: Path
+) -> None:
+    """Issue 17 finding 3, reproduced: what test_salt_versions.py's hostile tag carries is live."""
+    marker = tmp_path / "pwned"
+    imds_simulator.set("meta-data/tags/instance/Role", injection(marker))
+    (on_ec2.root / "srv" / "region.sls").write_text(UNQUOTED_STATE)
+    shown = salt_call(on_ec2, "state.show_sls", "region").value
+    assert "cmd" in shown["pwned"], shown
+    salt_call(on_ec2, "state.apply", "region")
+    assert marker.exists()
+
+
+def test_yaml_dquote_round_trips_what_json_folds(tmp_path: Path) -> None:
+    """docs/trust.md: for a string, | yaml_dquote keeps U+0085 and U+2028; | json does not."""
+    value = "a \u0085 b \u2028 c\nd \x07 \U0001f600"
+    text = "quoted:\n  - dquote: {{ value | yaml_dquote }}\n  - json: {{ value | json }}\n"
+    (dquote, as_json) = render(text, tmp_path, value=value)["quoted"]
+    assert dquote == {"dquote": value}
+    assert as_json != {"json": value} and as_json["json"].startswith("a")
+
+
+def test_every_block_of_the_salt_trust_doc_is_run() -> None:
+    """docs/trust.md's Salt section: its one state runs in test_salt_versions.py."""
+    text = TRUST_DOC.read_text(encoding="utf-8")
+    (section,) = [p for p in re.split(r"(?m)^(?=## )", text) if p.startswith("## Salt\n")]
+    shown = [b.text.splitlines()[0] for b in readme_blocks(TRUST_DOC) if b.text in section]
+    assert shown == ["# $ROOT/srv/role.sls"]
