@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 CORE = ROOT / "ec2_metadata_core"
 # The modules the plugins import; everything they import is shipped too.
-CORE_ENTRY_POINTS = ("__init__.py", "events.py", "presence.py", "snapshot.py")
+CORE_ENTRY_POINTS = ("__init__.py", "events.py", "identity.py", "presence.py", "snapshot.py")
 NAMESPACE, NAME = "imds", "ec2"
 # Never staged: this script, caches, ansible-test output.
 SKIP_NAMES = frozenset(("__pycache__", ".pytest_cache"))

@@ -1,6 +1,7 @@
 """`make demo`: the simulator, then the CLI, an Ansible play and salt-call against it,
 then a spot interruption posted on the simulator reaching a Salt master as a beacon
-event and an ansible-rulebook that runs a playbook on it.
+event and an ansible-rulebook that runs a playbook on it, then a Salt minion accepted
+by proof of its signed identity document (demo/enroll.py).
 
 Everything runs from the project's .venv and talks only to the simulator on
 127.0.0.1; temporary files live in one directory removed at the end.
@@ -18,7 +19,7 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Any, Callable, Dict, List
 
 from saltext.imds_ec2.local import write_local_minion
 
@@ -66,6 +67,9 @@ def main() -> int:
             ansible(Path(tmp), env)
             salt(Path(tmp), env)
             notices(Path(tmp), env, url)
+            from enroll import enrollment  # demo/enroll.py
+
+            enrollment(Path(tmp), env)
     finally:
         sim.terminate()
         sim.wait(10)
@@ -138,22 +142,32 @@ def wait_for(what: str, done: Callable[[], bool], timeout: float = 90) -> None:
         time.sleep(0.2)
 
 
-def salt_pair(root: Path, url: str) -> Dict[str, Path]:
-    """Config dirs of a salt-master and a salt-minion with the ec2_metadata beacon."""
+def salt_configs(root: Path, master: Dict[str, Any], minion: Dict[str, Any]) -> Dict[str, Path]:
+    """Config dirs of a salt-master and a salt-minion on loopback, with these settings added."""
     ports = {"publish_port": free_port(), "ret_port": free_port()}
     common = {"user": getpass.getuser(), "root_dir": str(root), **ports}
-    master = dict(common, interface="127.0.0.1", auto_accept=True, log_file=str(root / "m.log"))
-    minion = dict(common, id="demo-minion", master="127.0.0.1", master_port=ports["ret_port"])
-    minion.update(log_file=str(root / "minion.log"), enable_fqdns_grains=False, loop_interval=1)
-    minion["ec2_metadata"] = {"endpoint": url}
-    minion["beacons"] = {"ec2_metadata": [{"interval": 1}, {"kinds": ["spot"]}]}
+    configs = {
+        "master": dict(common, interface="127.0.0.1", log_file=str(root / "master.log")),
+        "minion": dict(common, master="127.0.0.1", master_port=ports["ret_port"]),
+    }
+    configs["minion"].update(log_file=str(root / "minion.log"), enable_fqdns_grains=False)
+    configs["master"].update(master)
+    configs["minion"].update(minion)
     dirs = {}
-    for name, config in (("master", master), ("minion", minion)):
+    for name, config in configs.items():
         confdir = root / "conf-{}".format(name)
         confdir.mkdir(parents=True)
         (confdir / name).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         dirs[name] = confdir
     return dirs
+
+
+def salt_pair(root: Path, url: str) -> Dict[str, Path]:
+    """A salt-master that accepts anyone and a salt-minion with the ec2_metadata beacon."""
+    minion: Dict[str, Any] = {"id": "demo-minion", "loop_interval": 1}
+    minion["ec2_metadata"] = {"endpoint": url}
+    minion["beacons"] = {"ec2_metadata": [{"interval": 1}, {"kinds": ["spot"]}]}
+    return salt_configs(root, {"auto_accept": True}, minion)
 
 
 RULEBOOK = """\
@@ -251,15 +265,20 @@ def notices(tmp: Path, env: Dict[str, str], url: str) -> None:
         print("  ansible-rulebook ran drain.yml:")
         print(textwrap.indent(played, "    "))
     finally:
-        for process in started:  # all at once: the Salt daemons take a while each
-            if process.poll() is None:
-                process.terminate()
-        for process in started:
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+        stop_all(started)
+
+
+def stop_all(processes: List[subprocess.Popen[Any]]) -> None:
+    """Stop every process at once: the Salt daemons take a while each."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
 
 
 if __name__ == "__main__":

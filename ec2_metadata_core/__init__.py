@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .config import Settings
     from .errors import (
         ConfigError,
+        IdentityVerificationError,
         IMDSError,
         IMDSHTTPError,
         IMDSTimeoutError,
@@ -54,6 +55,7 @@ __all__ = [
     "IMDSUnavailableError",
     "IamInfoDict",
     "IamSecurityCredentialsDict",
+    "IdentityVerificationError",
     "InstanceIdentityDocumentDict",
     "InstanceTags",
     "LimitError",
@@ -79,6 +81,7 @@ _HOMES: Dict[str, str] = {
     **dict.fromkeys(
         (
             "ConfigError",
+            "IdentityVerificationError",
             "IMDSError",
             "IMDSHTTPError",
             "IMDSTimeoutError",

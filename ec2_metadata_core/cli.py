@@ -1,10 +1,10 @@
 """``python -m ec2_metadata_core`` / ``ec2-metadata-core``: dump, get, simulate.
 
-Exit status: 0 success; 1 IMDS could not be read, or the output could not be
-written (the message says why), or ``dump`` left out a category it does not
-know (it printed the rest, and one line on stderr for each left out); 2 bad
-usage or settings; 3 ``get`` of a value that is absent on this instance.
-Errors are one line on stderr, never a traceback.
+Exit status: 0 success; 1 IMDS could not be read, an identity document did not
+verify, or the output could not be written (the message says why), or ``dump``
+left out a category it does not know (it printed the rest, and one line on
+stderr for each left out); 2 bad usage or settings; 3 ``get`` of a value that
+is absent on this instance. Errors are one line on stderr, never a traceback.
 
 A command is one entry of ``COMMANDS``: its help, a function that adds its
 options, and a function that runs it on an ``EC2Metadata``.
@@ -33,7 +33,7 @@ from typing import (
     TypeVar,
 )
 
-from . import config, watch_cli
+from . import config, identity_cli, watch_cli
 from .errors import ConfigError, IMDSError
 from .model import EC2Metadata
 
@@ -45,8 +45,8 @@ EXIT_ABSENT = 3
 FORMATS = ("json", "yaml", "flat", "env")
 
 _EPILOG = """\
-exit status: 0 ok, 1 IMDS could not be read or the output not written,
-2 bad usage or settings, 3 'get' of a value absent on this instance.
+exit status: 0 ok, 1 IMDS could not be read, an identity did not verify or the
+output not written, 2 bad usage or settings, 3 'get' of a value absent on this instance.
 settings: AWS_EC2_METADATA_SERVICE_ENDPOINT, AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE,
 AWS_EC2_METADATA_DISABLED, AWS_EC2_METADATA_V1_DISABLED, AWS_METADATA_SERVICE_TIMEOUT
 and AWS_METADATA_SERVICE_NUM_ATTEMPTS are honoured; options win over them.
@@ -407,6 +407,9 @@ COMMANDS: Dict[str, Command] = {
         _get,
     ),
     "watch": Command(watch_cli.HELP, watch_cli.DESCRIPTION, watch_cli.add_options, watch_cli.run),
+    "identity": Command(
+        identity_cli.HELP, identity_cli.DESCRIPTION, identity_cli.add_options, identity_cli.run
+    ),
 }
 
 

@@ -120,3 +120,7 @@ class TagsNotEnabledError(IMDSError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0])
+
+
+class IdentityVerificationError(IMDSError, ValueError):
+    """An identity document or its signature did not verify; the message says why."""

@@ -245,6 +245,12 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
         "prefix of the request path, with or without /latest/)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log requests to stderr")
+    parser.add_argument(
+        "--identity-cert",
+        metavar="FILE",
+        help="write the certificate that verifies this simulator's identity signatures "
+        "(PEM) to FILE, for 'ec2-metadata-core identity --trust FILE'",
+    )
     live = parser.add_argument_group(
         "live control",
         "change a running simulator with 'simulate ctl OPERATION' (see 'simulate ctl --help'), "

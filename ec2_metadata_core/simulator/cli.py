@@ -83,6 +83,14 @@ def serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return fail(PROG, exc)
     sim.control = not args.no_control
+    if args.identity_cert is not None:
+        if sim.signer is None:
+            return fail(PROG, "--identity-cert: signing needs the 'cryptography' package")
+        try:
+            with open(args.identity_cert, "w", encoding="ascii") as handle:
+                handle.write(sim.signer.certificate_pem)
+        except OSError as exc:
+            return fail(PROG, f"--identity-cert {args.identity_cert}: {exc.strerror or exc}")
     if args.spot_interruption_in is not None:
         sim.schedule_spot_interruption(args.spot_interruption_in, args.spot_action)
     if not _loopback(args.host):

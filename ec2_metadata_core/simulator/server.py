@@ -43,6 +43,7 @@ from .instance import (
     load,
     split_data_path,
 )
+from .signing import IdentitySigner, default_signer, sign_tree
 
 TOKEN_PATH = "/latest/api/token"
 TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds"
@@ -60,6 +61,8 @@ _LITERAL = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@]*\Z")
 _TTL_RE = re.compile(r"[0-9]{1,9}")
 _MAX_BODY = 1 << 20
 _TRUNCATE_EXTRA = 64
+
+_IDENTITY_DOCUMENT = ["dynamic", "instance-identity", "document"]
 
 
 @dataclass
@@ -550,6 +553,10 @@ class Simulator(NoticeControls):
       answers 404 (removed between listing and read);
     * ``faults`` (see ``Fault``): scripted answers, every Nth, K of every N,
       or a fraction of requests.
+
+    ``signer`` signs the identity document's ``signature`` and ``rsa2048``
+    (``signing.py``): the process's shared key by default, so one
+    ``signer.certificate_pem`` verifies every simulator of a test run.
     """
 
     def __init__(
@@ -576,10 +583,15 @@ class Simulator(NoticeControls):
         keep_alive: bool = False,
         http10: bool = False,
         vanishing_tag: Optional[str] = None,
+        signer: Union[IdentitySigner, bool, None] = True,
     ) -> None:
         self._data_lock = threading.Lock()
         self._lock = threading.Lock()
         _, self._root = load(instance)
+        # Identity documents are signed with the process's shared key (True),
+        # a given IdentitySigner, or not at all (None/False: the data file's values).
+        self.signer = default_signer() if signer is True else (signer or None)
+        sign_tree(self._root, self.signer)
         self.host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
         self.port = port
         self.latency = latency
@@ -828,6 +840,8 @@ class Simulator(NoticeControls):
                 order = ("dynamic", "meta-data", "user-data")
                 entries = self._root.entries
                 self._root.entries = {k: entries[k] for k in order if k in entries}
+            if _IDENTITY_DOCUMENT[: len(segments)] == segments:  # signed again when changed
+                sign_tree(self._root, self.signer)
 
     def delete(self, path: str) -> None:
         """Remove ``path`` live (it then answers 404); KeyError if it is absent."""

@@ -1,0 +1,1 @@
+"""Salt engine modules of this extension (the loader skips this file)."""
