@@ -519,12 +519,10 @@ class _Poller:
     def wait(self, timeout: float) -> List[int]:
         """The descriptors ready within ``timeout`` seconds."""
         if self._epoll is not None:
-            try:
-                return [fd for fd, _ in self._epoll.poll(timeout)]
-            except InterruptedError:  # pragma: no cover - Python retries EINTR itself
-                return []
-        assert self._selector is not None
-        return [key.fd for key, _ in self._selector.select(timeout)]
+            return [ready[0] for ready in self._epoll.poll(timeout)]
+        if self._selector is None:  # closed
+            return []
+        return [ready[0].fd for ready in self._selector.select(timeout)]
 
     def close(self) -> None:
         if self._epoll is not None:
