@@ -9,33 +9,41 @@ load on use: Ansible and Salt start a Python process for every run.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+# Not even ``typing`` at import: from its first line, the CLI's entry point
+# (``__main__``) handles Ctrl-C, and this package is imported before it.
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, Dict, List
 
-from .errors import (
-    ConfigError,
-    IdentityVerificationError,
-    IMDSError,
-    IMDSHTTPError,
-    IMDSTimeoutError,
-    IMDSUnavailableError,
-    LimitError,
-    MalformedResponseError,
-    MetadataDisabledError,
-    PathNotFoundError,
-    TagsNotEnabledError,
-    TokenError,
-    TokenTimeoutError,
-)
-from .model import (
-    EC2Metadata,
-    IamInfoDict,
-    IamSecurityCredentialsDict,
-    InstanceIdentityDocumentDict,
-    InstanceTags,
-    NetworkInterface,
-    PublicKey,
-    SpotInstanceAction,
-)
+    from .client import IMDSClient
+    from .config import Settings
+    from .errors import (
+        ConfigError,
+        IdentityVerificationError,
+        IMDSError,
+        IMDSHTTPError,
+        IMDSTimeoutError,
+        IMDSUnavailableError,
+        LimitError,
+        MalformedResponseError,
+        MetadataDisabledError,
+        PathNotFoundError,
+        TagsNotEnabledError,
+        TokenError,
+        TokenTimeoutError,
+    )
+    from .model import (
+        EC2Metadata,
+        IamInfoDict,
+        IamSecurityCredentialsDict,
+        InstanceIdentityDocumentDict,
+        InstanceTags,
+        NetworkInterface,
+        PublicKey,
+        SpotInstanceAction,
+    )
+
+    ec2_metadata: EC2Metadata
 
 __all__ = [
     "ConfigError",
@@ -64,22 +72,61 @@ __all__ = [
     "ec2_metadata",
 ]
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .client import IMDSClient
-    from .config import Settings
-
-ec2_metadata = EC2Metadata()
+# name -> the module that defines it. Everything loads on first use: importing
+# the package stays cheap for processes that start often (Ansible, Salt, the
+# CLI, whose Ctrl-C handling starts only once its entry point runs).
+_HOMES: Dict[str, str] = {
+    "IMDSClient": "client",
+    "Settings": "config",
+    **dict.fromkeys(
+        (
+            "ConfigError",
+            "IdentityVerificationError",
+            "IMDSError",
+            "IMDSHTTPError",
+            "IMDSTimeoutError",
+            "IMDSUnavailableError",
+            "LimitError",
+            "MalformedResponseError",
+            "MetadataDisabledError",
+            "PathNotFoundError",
+            "TagsNotEnabledError",
+            "TokenError",
+            "TokenTimeoutError",
+        ),
+        "errors",
+    ),
+    **dict.fromkeys(
+        (
+            "EC2Metadata",
+            "IamInfoDict",
+            "IamSecurityCredentialsDict",
+            "InstanceIdentityDocumentDict",
+            "InstanceTags",
+            "NetworkInterface",
+            "PublicKey",
+            "SpotInstanceAction",
+        ),
+        "model",
+    ),
+}
 
 
 def __getattr__(name: str) -> Any:
-    # The client loads on first use (see EC2Metadata.client): importing the
-    # package stays cheap for processes that start often (Ansible, Salt).
-    if name == "IMDSClient":
-        from .client import IMDSClient
+    from importlib import import_module
 
-        return IMDSClient
-    if name == "Settings":
-        from .config import Settings
+    if name == "ec2_metadata":
+        from .model import EC2Metadata
 
-        return Settings
-    raise AttributeError("module {!r} has no attribute {!r}".format(__name__, name))
+        # One shared instance however many threads ask first: setdefault keeps the first.
+        return globals().setdefault("ec2_metadata", EC2Metadata())
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError("module {!r} has no attribute {!r}".format(__name__, name))
+    value = getattr(import_module("{}.{}".format(__name__, home)), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -17,6 +17,7 @@ import contextlib
 import itertools
 import json
 import os
+import signal
 import sys
 from typing import (
     IO,
@@ -202,8 +203,13 @@ def _dump(metadata: EC2Metadata, args: argparse.Namespace) -> int:
         keys = [k.strip().replace("-", "_") for k in args.keys.split(",") if k.strip()]
         valid = snapshot_keys(args.include_secrets, args.include_user_data)
         for key in keys:
-            if key not in valid:
-                raise UsageError("--keys: " + _unknown(key, valid))
+            if key in valid:
+                continue
+            if key in snapshot_keys(True, False):
+                raise UsageError("--keys: {} is a secret: it needs --include-secrets".format(key))
+            if key in snapshot_keys(False, True):
+                raise UsageError("--keys: {} needs --include-user-data".format(key))
+            raise UsageError("--keys: " + _unknown(key, valid))
     stats: Dict[str, Any] = {}
     data: Dict[str, Any] = snapshot(
         metadata,
@@ -248,18 +254,28 @@ def _get_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _get(metadata: EC2Metadata, args: argparse.Namespace) -> int:
-    from .snapshot import SECRET_KEYS, USER_DATA_KEY, snapshot, snapshot_keys
+    from .model import declared
+    from .snapshot import SECRET_KEYS, USER_DATA_KEY, snapshot, snapshot_keys, to_json
 
     name: str = args.name
     names = snapshot_keys(True, True)
     first, dot, rest = name.partition(".")
     key = first.replace("-", "_")
     flat_name = None
-    if key not in names:
+    data: Optional[Dict[str, Any]] = None
+    if key not in names and key in declared(EC2Metadata):
+        # An attribute whose value another key holds (block_device_mapping_names).
+        data = {key: to_json(getattr(metadata, key))}
+    elif key not in names:
         key = _flat_owner(name, names) if not dot else ""
         if not key:
-            raise UsageError(_unknown(name, names))
-        flat_name = name
+            # A category the model does not know: the whole snapshot has it, if IMDS does.
+            data = snapshot(metadata)
+            key = first.replace("-", "_").lower()
+            if key not in data or key in names:
+                raise UsageError(_unknown(name, names))
+        else:
+            flat_name = name
     end = "\n" if args.newline else ""
     if key == USER_DATA_KEY and not rest and flat_name is None:
         raw = metadata.user_data
@@ -267,13 +283,13 @@ def _get(metadata: EC2Metadata, args: argparse.Namespace) -> int:
             raise Absent("{} is absent on this instance".format(name))
         _emit(raw + end.encode(), args.output)
         return 0
-    # Naming a secret is asking for it.
-    data = snapshot(
-        metadata,
-        keys=[key],
-        include_secrets=key in SECRET_KEYS,
-        include_user_data=key == USER_DATA_KEY,
-    )
+    if data is None:  # naming a secret is asking for it
+        data = snapshot(
+            metadata,
+            keys=[key],
+            include_secrets=key in SECRET_KEYS,
+            include_user_data=key == USER_DATA_KEY,
+        )
     if data[key] is None and key == "tags":
         from .errors import TagsNotEnabledError
 
@@ -299,7 +315,9 @@ def _flat_owner(name: str, names: Sequence[str]) -> str:
 
 
 def _walk(value: Any, rest: str, where: str) -> Any:
-    """Follow a dotted path into a snapshot value; ``None`` if a step is absent.
+    """Follow a dotted path into a snapshot value; ``None`` if it ends at an absent value.
+
+    A key a mapping lacks raises ``Absent``, naming the keys it has that are close.
 
     Mapping keys may hold dots themselves (the tag ``cost.center``): the
     longest run of parts that is a key wins. A list takes an index. A path
@@ -313,7 +331,9 @@ def _walk(value: Any, rest: str, where: str) -> Any:
             cuts = [len(rest)] + [i for i in range(len(rest) - 1, 0, -1) if rest[i] == "."]
             cut = next((c for c in cuts if rest[:c] in value), None)
             if cut is None:
-                return None
+                asked = "{}.{}".format(where, rest)
+                near = _close(asked, ("{}.{}".format(where, k) for k in value))
+                raise Absent("{} is absent on this instance{}".format(asked, near))
             part = rest[:cut]
         elif isinstance(value, list):
             part = rest.split(".", 1)[0]
@@ -342,11 +362,30 @@ def _render(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
 
 
-def _unknown(name: str, names: Sequence[str]) -> str:
+def _close(name: str, names: Iterable[str]) -> str:
+    """``": did you mean a or b?"`` for the names close to ``name``, or ``""``."""
     import difflib
 
-    close = difflib.get_close_matches(name.replace("-", "_"), names, n=3, cutoff=0.6)
-    hint = ": did you mean {}?".format(" or ".join(close)) if close else ""
+    close = difflib.get_close_matches(name, list(names), n=3, cutoff=0.6)
+    return ": did you mean {}?".format(" or ".join(close)) if close else ""
+
+
+def _unknown(name: str, names: Sequence[str]) -> str:
+    """An unknown name, with the attribute that reads the IMDS path of that name, if any."""
+    from .model import declared
+
+    kebab = name.replace("_", "-")
+    # `local-ipv4` is IMDS's name of the attribute `private_ipv4`.
+    readers = [
+        attribute
+        for attribute, declaration in declared(EC2Metadata).items()
+        if attribute in names
+        and any(item.rstrip("/").rsplit("/", 1)[-1] == kebab for item in declaration.reads)
+    ]
+    if readers:
+        hint = ": IMDS's {} is {}".format(kebab, " or ".join(readers))
+    else:
+        hint = _close(name.replace("-", "_"), names)
     return "unknown name {!r}{} ('dump' shows every name)".format(name, hint)
 
 
@@ -453,11 +492,17 @@ def _parser() -> argparse.ArgumentParser:
             name, parents=[common], help=command.help, description=command.description
         )
         command.add_options(sub)
-    commands.add_parser(
+    from .simulator.args import add_simulate
+
+    simulate = commands.add_parser(
         "simulate",
-        help="serve a simulated IMDS on 127.0.0.1 (see 'simulate --help')",
-        add_help=False,
+        parents=[common],
+        help="serve a simulated IMDS on 127.0.0.1, or change one (see 'simulate --help')",
+        description="Serve a simulated EC2 instance metadata service (IMDSv2) on loopback, "
+        "or change a running one with ctl, set or delete. The connection options are "
+        "those of ctl, set and delete (--endpoint: the simulator to change).",
     )
+    add_simulate(simulate, [common])
     return parser
 
 
@@ -589,14 +634,23 @@ def _say(message: str) -> None:
             print("{}: {}".format(PROG, message), file=sys.stderr)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args_list = list(sys.argv[1:] if argv is None else argv)
-    if "simulate" in args_list[:1]:
-        from .simulator import main as simulate
+def main(argv: Optional[Sequence[str]] = None, interrupt_ready: bool = False) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); the exit status.
 
-        return simulate(args_list[1:])
+    ``interrupt_ready`` (from ``__main__``, which held SIGINT at its default
+    action during the imports): Ctrl-C becomes KeyboardInterrupt again, and
+    from here on exit status 130.
+    """
+    args_list = list(sys.argv[1:] if argv is None else argv)
     try:
+        if interrupt_ready:
+            with contextlib.suppress(ValueError):  # not the main thread
+                signal.signal(signal.SIGINT, signal.default_int_handler)
         args = _parser().parse_args(args_list)
+        if args.command == "simulate":
+            from .simulator.cli import run as simulate
+
+            return simulate(args)
         return COMMANDS[args.command].run(_metadata(args), args)
     except ConfigError as exc:
         _say("error: {}".format(exc))

@@ -88,8 +88,14 @@ BACKOFF_CAP = 1.0
 # A request the service answered with 429/5xx, or cut at a connection cap,
 # may retry this many times more than ``attempts`` allows (within its
 # deadline and the pass's quota): the service is there, only busy.
-# ``attempts=1`` still means no retry at all.
-THROTTLED_TRIES_FACTOR = 5
+# ``attempts=1`` still means no retry at all. A throttle that counts
+# requests, not seconds, can answer 429 to twenty in a row; the last
+# request of a gather, alone by then, meets all twenty.
+THROTTLED_TRIES_FACTOR = 15
+# The longest a busy answer's own back-off waits (full jitter, below it). The
+# window already slows the whole client down when the service is busy (docs/imds.md:
+# back off as a whole); each request's own wait only spreads the retries.
+BUSY_BACKOFF_CAP = 0.25
 # Retries one pass may spend, shared by all its requests (the AWS SDKs'
 # retry quota): RETRY_QUOTA, plus RETRY_SHARE for each request of the pass;
 # each retry costs one, each clean answer earns one back.
@@ -323,11 +329,11 @@ class _Key(NamedTuple):
     until: float = float("inf")  # the pass's deadline (monotonic), set as it joins the pass
 
 
-def _backoff(attempt: int) -> float:
+def _backoff(attempt: int, cap: float = BACKOFF_CAP) -> float:
     """Full-jitter exponential back-off, as AWS recommends for throttling."""
     import random  # only a retry needs it
 
-    return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * (2**attempt)))
+    return random.uniform(0, min(cap, BACKOFF_BASE * (2 ** min(attempt, 16))))
 
 
 def busy_tries(attempts: int) -> int:
@@ -484,7 +490,8 @@ class IMDSClient:
         except IMDSTimeoutError:
             raise TokenTimeoutError(
                 "IMDS token request to {} timed out after {} attempt(s) of {:g}s: "
-                "not on EC2, or {}".format(
+                "not on EC2; or IMDS answers slower than that (raise the timeout: "
+                "--timeout, timeout= or AWS_METADATA_SERVICE_TIMEOUT); or {}".format(
                     self.settings.endpoint,
                     self.settings.attempts,
                     self.settings.timeout,
@@ -541,7 +548,14 @@ class IMDSClient:
                 400,
             )
         raise TokenError(
-            "IMDS answered the token request with {}".format(response.status), response.status
+            "IMDS answered the token request with {}{}".format(
+                response.status,
+                # IMDS answers a PUT with 200, 400, 403, 404 or 405, or a retryable 5xx.
+                ": {} may not be an instance metadata service".format(self.settings.endpoint)
+                if response.status in (501, 505) or 300 <= response.status < 400
+                else "",
+            ),
+            response.status,
         )
 
     def _token_headers(self) -> Tuple[Dict[str, str], Optional[str]]:
@@ -584,7 +598,7 @@ class IMDSClient:
         tries = job.tries + 1
         if job.throttled or isinstance(outcome, Response):
             failures = key.failures
-            pause = _backoff(tries)
+            pause = _backoff(tries, BUSY_BACKOFF_CAP)
             if isinstance(outcome, Response):
                 asked = retry_after(outcome.headers.get("retry-after"))
                 pause = pause if asked is None else max(pause, asked)

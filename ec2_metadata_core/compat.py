@@ -248,6 +248,34 @@ def _timed_out(base: str, job: Job, timeout: float) -> IMDSError:
 
 
 def _unreachable(base: str, job: Job, exc: Exception) -> IMDSError:
-    return IMDSUnavailableError(
-        "cannot reach IMDS at {} ({} {}): {}".format(base, job.method, job.path, type(exc).__name__)
+    """The failure in the words of the standard-library path ("Connection refused (...)")."""
+    from .wire import NOT_REACHED_HINT
+
+    cause = _socket_error(exc)
+    why = (
+        "{} ({})".format(cause.strerror, NOT_REACHED_HINT)
+        if cause is not None
+        else type(exc).__name__
     )
+    return IMDSUnavailableError(
+        "cannot reach IMDS at {} ({} {}): {}".format(base, job.method, job.path, why)
+    )
+
+
+def _socket_error(exc: BaseException) -> Optional[OSError]:
+    """The socket's own error (ECONNREFUSED, ...) under requests' and urllib3's wrappers."""
+    seen = set()
+    todo: List[BaseException] = [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno and current.strerror:
+            return current
+        todo.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+        todo.extend(a for a in getattr(current, "args", ()) if isinstance(a, BaseException))
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            todo.append(reason)
+    return None

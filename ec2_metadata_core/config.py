@@ -97,23 +97,79 @@ def host_port(host: str, port: int) -> str:
     return "[{}]:{}".format(host, port) if ":" in host else "{}:{}".format(host, port)
 
 
-def _shared_config(environ: Mapping[str, str]) -> dict[str, str]:
-    """The active profile's section of the shared AWS config file, or ``{}``."""
-    path = environ.get("AWS_CONFIG_FILE") or os.path.join(os.path.expanduser("~"), ".aws", "config")
-    if not os.path.isfile(path):
-        return {}
+class _Profile(NamedTuple):
+    """The active profile's section of the shared config file, and where it is (for errors)."""
+
+    values: Dict[str, str]
+    where: str
+
+
+def _active_profile(environ: Mapping[str, str]) -> str:
+    return environ.get("AWS_PROFILE") or environ.get("AWS_DEFAULT_PROFILE") or "default"
+
+
+def _read_ini(path: str) -> Any:
+    """``path`` parsed (``None`` if it is not a readable file); a malformed one is a ConfigError.
+
+    As botocore: a file that cannot be parsed fails every setting (the
+    endpoint it configures must not be dropped in silence); one that cannot
+    be read (permissions) is skipped.
+    """
     import configparser
 
+    if not os.path.isfile(path):
+        return None
     parser = configparser.RawConfigParser()
     try:
-        parser.read(path)
-    except (configparser.Error, OSError, UnicodeDecodeError):
-        return {}  # a broken file is the SDK's and the CLI's to report
-    profile = environ.get("AWS_PROFILE") or environ.get("AWS_DEFAULT_PROFILE") or "default"
-    section = profile if profile == "default" else "profile " + profile
-    if not parser.has_section(section):
-        return {}
-    return dict(parser.items(section))
+        with open(path, encoding="utf-8") as stream:
+            parser.read_file(stream)
+    except OSError:
+        return None
+    except configparser.Error as exc:
+        detail = " ".join(str(getattr(exc, "message", exc)).split())
+        raise ConfigError("cannot parse the AWS config file {}: {}".format(path, detail)) from None
+    except UnicodeDecodeError:
+        raise ConfigError("cannot parse the AWS config file {}: not UTF-8".format(path)) from None
+    return parser
+
+
+def _shared_config(environ: Mapping[str, str]) -> _Profile:
+    """The active profile's section of the shared AWS config file (empty if none).
+
+    ``[default]`` or ``[profile default]`` is the default profile, as botocore
+    reads them. A profile named by ``AWS_PROFILE`` that neither the config nor
+    the credentials file holds is a ConfigError, as it is for the SDKs.
+    """
+    home = os.path.expanduser("~")
+    path = environ.get("AWS_CONFIG_FILE") or os.path.join(home, ".aws", "config")
+    profile = _active_profile(environ)
+    where = "profile {} of {}".format(profile, path)
+    parser = _read_ini(path)
+    if parser is not None:
+        found = [
+            section
+            for section in parser.sections()
+            if section.split() == ["profile", profile]
+            or (profile == "default" and section == "default")
+        ]
+        if found:  # as botocore: the last of them in the file wins
+            return _Profile(dict(parser.items(found[-1])), where)
+    if profile != "default":
+        credentials_path = environ.get("AWS_SHARED_CREDENTIALS_FILE") or os.path.join(
+            home, ".aws", "credentials"
+        )
+        try:
+            credentials = _read_ini(credentials_path)
+        except ConfigError:
+            credentials = None  # the credentials file's own errors are the SDKs' to report
+        if credentials is None or not credentials.has_section(profile):
+            variable = "AWS_PROFILE" if environ.get("AWS_PROFILE") else "AWS_DEFAULT_PROFILE"
+            raise ConfigError(
+                "{} names the profile {!r}, which is in neither {} nor {}".format(
+                    variable, profile, path, credentials_path
+                )
+            )
+    return _Profile({}, where)
 
 
 def parse_bool(name: str, value: Any) -> bool:
@@ -182,9 +238,10 @@ def resolve(
     Raises ``ConfigError`` with the offending setting's name on bad input.
     """
     env = os.environ if environ is None else environ
-    shared: Optional[dict[str, str]] = None
+    shared: Optional[_Profile] = None
 
     def pick(key: str, given: Any) -> tuple[str, Any]:
+        """(the name to put in an error, the raw value) of one setting; ``None``: unset."""
         nonlocal shared
         env_name, config_key = _SOURCES[key]
         if given is not None:
@@ -194,20 +251,27 @@ def resolve(
         if config_key is not None:
             if shared is None:
                 shared = _shared_config(env)
-            if config_key in shared:
-                return config_key, shared[config_key]
+            if config_key in shared.values:
+                return "{} ({})".format(config_key, shared.where), shared.values[config_key]
         return key, None
 
     # The SDKs let an endpoint beat a mode from any source; an explicit
     # endpoint_mode argument still beats an endpoint from the environment.
+    # A mode is checked wherever it comes from, used or not: a typo must not
+    # wait for the day the endpoint setting goes away.
+    if endpoint is not None and endpoint_mode is not None:
+        raise ConfigError(
+            "endpoint and endpoint_mode (--endpoint and --ipv6) were both given: "
+            "the endpoint is the whole URL, give one of them"
+        )
+    mode_name, mode = pick("endpoint_mode", endpoint_mode)
+    mode_text = "ipv4" if mode is None else str(mode).strip().lower()
+    if mode_text not in ("ipv4", "ipv6"):
+        raise ConfigError("{} must be IPv4 or IPv6, not {!r}".format(mode_name, mode))
     name, raw = pick("endpoint", endpoint)
-    if raw is not None and (endpoint is not None or endpoint_mode is None):
+    if raw is not None and endpoint_mode is None:
         resolved_endpoint = _parse_endpoint(name, raw)
     else:
-        name, mode = pick("endpoint_mode", endpoint_mode)
-        mode_text = "ipv4" if mode is None else str(mode).strip().lower()
-        if mode_text not in ("ipv4", "ipv6"):
-            raise ConfigError("{} must be IPv4 or IPv6, not {!r}".format(name, mode))
         resolved_endpoint = IPV6_ENDPOINT if mode_text == "ipv6" else IPV4_ENDPOINT
 
     name, raw = pick("timeout", timeout)

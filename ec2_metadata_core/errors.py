@@ -84,7 +84,8 @@ class PathNotFoundError(IMDSHTTPError, LookupError):
     """IMDS answered 404 for a value it always has on EC2."""
 
     def __init__(self, path: str) -> None:
-        super().__init__(path, 404, "(not found)")
+        # The model's paths are under /latest/; name them as the other HTTP errors do.
+        super().__init__(path if path.startswith("/") else "/latest/" + path, 404, "(not found)")
 
 
 class MalformedResponseError(IMDSError, ValueError):

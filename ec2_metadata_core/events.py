@@ -315,7 +315,10 @@ class Watcher:
         return self.take_held() + events
 
     def watch(self, stop: Optional[threading.Event] = None) -> Iterator[Event]:
-        """Poll every ``interval`` seconds until ``stop`` is set, yielding events as they come."""
+        """Poll every ``interval`` seconds until ``stop`` is set, yielding events as they come.
+
+        Nothing is yielded once ``stop`` is set, not even the rest of one poll's events.
+        """
         if stop is None:
             stop = threading.Event()
         due = time.monotonic()
@@ -326,7 +329,13 @@ class Watcher:
                 raise
             except IMDSError:
                 events = self.take_held()  # the failure was logged by poll()
-            yield from events
+            for index, event in enumerate(events):
+                if stop.is_set():
+                    # Stopped by the consumer: the rest of this poll's events are not
+                    # yielded, and not lost either (the next poll() returns them first).
+                    self._held[:0] = events[index:]
+                    return
+                yield event
             due += self.interval
             now = time.monotonic()
             if due < now:  # a poll outlasted the interval: start again now, don't bunch up

@@ -23,7 +23,7 @@ from typing import Any, Dict, Iterable, List, Optional, Union
 from . import parse, sensitive
 from .bounds import MAX_USER_DATA
 from .client import IMDSClient
-from .errors import IMDSError, PathNotFoundError, TagsNotEnabledError
+from .errors import IMDSError, TagsNotEnabledError
 from .model import (
     CATEGORIES,
     EC2Metadata,
@@ -179,9 +179,17 @@ def gunzip(data: bytes, limit: int) -> Optional[bytes]:
 
 
 def _value(view: EC2Metadata, name: str) -> JSON:
+    """One key of the snapshot: the model's value, by the model's rule for absent values.
+
+    The model decides what may be absent: an optional value reads as ``None``
+    or ``[]``, and a 404 for a value every instance has raises
+    ``PathNotFoundError`` (``parse.text``), which fails the snapshot as any
+    other failed read does. Tags turned off are the one absence the model
+    raises for (the library's ``tags`` must say why): here they are ``None``.
+    """
     try:
         return to_json(getattr(view, name))
-    except (PathNotFoundError, TagsNotEnabledError):
+    except TagsNotEnabledError:
         return None
 
 

@@ -4,10 +4,11 @@ A full gather is about a hundred tiny requests, and the real service answers
 each on a connection of its own (``Connection: close``), so the cost is
 connects and round trips. The scheduler (``client``) decides what goes out
 when; ``Engine`` keeps the requests it submits in flight from the
-scheduler's own thread with ``selectors`` and hands back those that ended.
-Connects never block: a SYN the service dropped is abandoned after
-``CONNECT_PATIENCE`` and a fresh one sent in the same attempt, instead of
-waiting out the kernel's 1 s resend while every other request stalls.
+scheduler's own thread (epoll, else ``selectors``) and hands back those that ended.
+Connects never block: a SYN the service dropped is abandoned after a wait
+derived from the connect times measured (``SynTimer``, TCP's RTO) and a
+fresh one sent in the same attempt, instead of waiting out the kernel's 1 s
+resend while every other request stalls.
 Measured on the same scheduler, running each request blocking on a worker
 thread instead cost some 40 % more CPU (handing the GIL between threads),
 and ``http.client`` on those threads twice as much (its header parsing goes
@@ -36,6 +37,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import select
 import selectors
 import socket
 import threading
@@ -54,9 +56,26 @@ BODY_TOO_LARGE = "body larger than {} KiB".format(MAX_BODY // 1024)
 NOT_REACHED_HINT = "not on EC2, or the metadata endpoint is wrong or turned off"
 # Idle kept-alive connections held for reuse (when the service keeps any).
 MAX_IDLE = 32
-# A connect not done by then met a dropped SYN (a full listen queue, the
-# packet cap): send a fresh one rather than wait for the kernel's 1 s resend.
-CONNECT_PATIENCE = 0.2
+# How long a connect may take before its SYN counts as dropped (a full listen
+# queue, the packet cap) and a fresh one goes out, rather than wait for the
+# kernel's own resend after 1 s: TCP's retransmission timeout (RFC 6298)
+# over the connect times measured on the transport (``SynTimer``). Before
+# any measurement, SYN_WAIT_INITIAL; never under SYN_WAIT_FLOOR (a link-local
+# service answers a SYN in well under a millisecond: 10 ms leaves room for
+# a busy machine's scheduling, and samples taken late only raise it); never
+# over SYN_WAIT_CEILING, where the kernel's resend comes first anyway.
+SYN_WAIT_INITIAL = 0.2
+SYN_WAIT_FLOOR = 0.01
+SYN_WAIT_CEILING = 1.0
+# A GET sent and not answered within the answer times measured (SRTT + 4
+# RTTVAR, as for the SYN) is sent once more on a fresh connection, and the
+# first answer wins (a hedged request): IMDS drops packets past its limits,
+# and a request it never answers would cost the whole timeout. HEDGE_FLOOR is
+# far above a healthy answer, so a service that is only slow is not sent its
+# load twice; HEDGES_AT_ONCE bounds the extra load against one that is silent.
+HEDGE_INITIAL = 0.25
+HEDGE_FLOOR = 0.1
+HEDGES_AT_ONCE = 2
 
 
 class Response(NamedTuple):
@@ -265,6 +284,44 @@ def encode(host_header: str, job: Job) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
+class SynTimer:
+    """The wait before a fresh SYN, from measured connect times, as TCP's RTO (RFC 6298).
+
+    ``measured(seconds)`` takes the time of a connect that completed on its
+    first SYN (Karn: one that needed a fresh SYN says nothing about the round
+    trip); ``wait(resends)`` is SRTT + 4 RTTVAR within ``floor`` and
+    ``ceiling``, doubled for each fresh SYN the connect already needed (TCP's
+    back-off: a service dropping SYNs is not helped by more). The same
+    estimate over answer times gives the wait before a hedged request.
+    Shared by a transport's engines without a lock: a lost update only
+    skips one sample.
+    """
+
+    __slots__ = ("ceiling", "floor", "initial", "rttvar", "srtt")
+
+    def __init__(
+        self,
+        initial: float = SYN_WAIT_INITIAL,
+        floor: float = SYN_WAIT_FLOOR,
+        ceiling: float = SYN_WAIT_CEILING,
+    ) -> None:
+        self.initial, self.floor, self.ceiling = initial, floor, ceiling
+        self.srtt: Optional[float] = None
+        self.rttvar = 0.0
+
+    def measured(self, seconds: float) -> None:
+        if self.srtt is None:
+            self.srtt, self.rttvar = seconds, seconds / 2.0
+        else:
+            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - seconds)
+            self.srtt = 0.875 * self.srtt + 0.125 * seconds
+
+    def wait(self, resends: int = 0) -> float:
+        base = self.initial if self.srtt is None else self.srtt + 4.0 * self.rttvar
+        wait: float = max(self.floor, base) * (2 ** min(resends, 8))
+        return min(self.ceiling, wait)
+
+
 class StdlibTransport(Transport):
     """Where to connect (resolved once), and kept-alive sockets shared by every thread."""
 
@@ -283,6 +340,8 @@ class StdlibTransport(Transport):
             host_text if self.port == default_port else "{}:{}".format(host_text, self.port)
         )
         self._address: Optional[Tuple[int, Any]] = None
+        self.syn_timer = SynTimer()
+        self.answer_timer = SynTimer(HEDGE_INITIAL, HEDGE_FLOOR, float("inf"))
         self._idle: List[socket.socket] = []
         self._lock = threading.Lock()
         self._pid = os.getpid()
@@ -319,16 +378,23 @@ class StdlibTransport(Transport):
         return outcome
 
     def idle(self) -> Optional[socket.socket]:
+        if not self._idle:  # the usual case (Connection: close): no lock, no getpid()
+            return None
         with self._lock:
-            if self._pid != os.getpid():
-                # A forked child (a Salt job, say) inherited the parent's idle
-                # sockets: using them would interleave both processes' answers.
-                # Closing the child's copies leaves the parent's connections up.
-                self._pid = os.getpid()
-                idle, self._idle = self._idle, []
-                for sock in idle:
-                    sock.close()
+            self._own()
             return self._idle.pop() if self._idle else None
+
+    def _own(self) -> None:
+        """In a forked child (a Salt job, say), forget the idle sockets it inherited.
+
+        Using them would interleave both processes' answers; closing the
+        child's copies leaves the parent's connections up. Called with the lock.
+        """
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            idle, self._idle = self._idle, []
+            for sock in idle:
+                sock.close()
 
     def open(self) -> socket.socket:
         """A non-blocking socket whose connect is under way; raises IMDSUnavailableError."""
@@ -340,12 +406,15 @@ class StdlibTransport(Transport):
             self._address = (found[0][0], found[0][4])
         family, address = self._address
         try:
-            sock = socket.socket(family, socket.SOCK_STREAM)
+            # Non-blocking from birth where the system allows (one syscall less a request).
+            sock = socket.socket(family, socket.SOCK_STREAM | _NONBLOCK)
         except OSError as exc:
             raise self.unreachable(exc) from None
-        sock.setblocking(False)
+        if not _NONBLOCK:
+            sock.setblocking(False)
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.https:  # TLS writes records back to back; a request is one write
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             code = sock.connect_ex(address)
         except (OSError, ValueError, OverflowError) as exc:
             sock.close()
@@ -357,7 +426,8 @@ class StdlibTransport(Transport):
 
     def release(self, sock: socket.socket) -> None:
         with self._lock:
-            if self._pid == os.getpid() and len(self._idle) < MAX_IDLE:
+            self._own()
+            if len(self._idle) < MAX_IDLE:
                 self._idle.append(sock)
                 return
         sock.close()
@@ -369,6 +439,9 @@ class StdlibTransport(Transport):
             sock.close()
 
 
+# Linux: a socket created non-blocking (elsewhere setblocking() does it).
+_NONBLOCK = getattr(socket, "SOCK_NONBLOCK", 0)
+
 # Flight states: what the socket waits for.
 _CONNECTING, _HANDSHAKE, _SENDING, _RECEIVING = range(4)
 
@@ -376,14 +449,19 @@ _CONNECTING, _HANDSHAKE, _SENDING, _RECEIVING = range(4)
 class _InFlight:
     __slots__ = (
         "began",
+        "connect_began",
         "connect_by",
         "deadline",
+        "hedge_at",
+        "hedged",
         "job",
         "out",
         "parser",
         "reused",
+        "sent_at",
         "sock",
         "state",
+        "twin",
     )
 
     def __init__(self, job: Job, began: float, deadline: float) -> None:
@@ -393,9 +471,64 @@ class _InFlight:
         self.sock: Any = None
         self.reused = False
         self.state = _CONNECTING
+        self.connect_began = 0.0
         self.connect_by = 0.0
         self.out = b""
         self.parser = _Parser(job.method)
+        self.sent_at = 0.0
+        self.hedge_at = _NEVER
+        self.hedged = False  # sent twice: its answer time says nothing (Karn)
+        self.twin: Optional[_InFlight] = None  # the other copy of a hedged request
+
+
+_NEVER = float("inf")
+
+
+class _Poller:
+    """Readiness of sockets by descriptor: ``selectors`` cut to what ``Engine`` uses.
+
+    Descriptors, not socket objects: no key object a call. ``forget(fd,
+    closing=True)`` for a socket about to be closed costs nothing on epoll,
+    which drops a descriptor when it closes. A watcher's every poll is a
+    handful of connections, for hours: the calls saved are its CPU.
+    """
+
+    def __init__(self) -> None:
+        epoll = getattr(select, "epoll", None)
+        self._epoll = epoll() if epoll is not None else None
+        self._selector = selectors.DefaultSelector() if epoll is None else None
+        self._masks = {
+            selectors.EVENT_READ: getattr(select, "EPOLLIN", 1),
+            selectors.EVENT_WRITE: getattr(select, "EPOLLOUT", 4),
+        }
+
+    def watch(self, fd: int, events: int, new: bool) -> None:
+        if self._epoll is not None:
+            mask = self._masks[events]
+            (self._epoll.register if new else self._epoll.modify)(fd, mask)
+        elif self._selector is not None:
+            (self._selector.register if new else self._selector.modify)(fd, events)
+
+    def forget(self, fd: int, closing: bool) -> None:
+        if self._epoll is not None:
+            if not closing:
+                self._epoll.unregister(fd)
+        elif self._selector is not None:
+            self._selector.unregister(fd)
+
+    def wait(self, timeout: float) -> List[int]:
+        """The descriptors ready within ``timeout`` seconds."""
+        if self._epoll is not None:
+            return [ready[0] for ready in self._epoll.poll(timeout)]
+        if self._selector is None:  # closed
+            return []
+        return [ready[0].fd for ready in self._selector.select(timeout)]
+
+    def close(self) -> None:
+        if self._epoll is not None:
+            self._epoll.close()
+        elif self._selector is not None:
+            self._selector.close()
 
 
 class Engine:
@@ -414,8 +547,8 @@ class Engine:
     def __init__(self, transport: StdlibTransport, timeout: float) -> None:
         self.transport = transport
         self.timeout = timeout
-        self.patience = min(CONNECT_PATIENCE, timeout / 2.0)
-        self.selector = selectors.DefaultSelector()
+        self.poller = _Poller()
+        self.hedges = 0  # twins in flight
         self.active: Dict[int, _InFlight] = {}
         self.finished: List[Done] = []
 
@@ -435,14 +568,15 @@ class Engine:
         """Requests that ended, after at most ``wait`` seconds (``None``: until one does)."""
         if not self.finished and self.active:
             due = min(
-                min(f.connect_by, f.deadline) if f.state == _CONNECTING else f.deadline
+                min(f.connect_by if f.state == _CONNECTING else f.hedge_at, f.deadline)
                 for f in self.active.values()
             )
             until = due - time.monotonic()
             wait = until if wait is None else min(wait, until)
-            for key, _events in self.selector.select(max(0.0, wait)):
-                woken: _InFlight = key.data
-                if self.active.get(woken.sock.fileno()) is woken:
+            # The flights first: stepping one may settle another, or reuse its descriptor.
+            ready = [(fd, self.active.get(fd)) for fd in self.poller.wait(max(0.0, wait))]
+            for fd, woken in ready:
+                if woken is not None and self.active.get(fd) is woken:
                     self._step(woken)
             self._overdue(time.monotonic())
         finished, self.finished = self.finished, []
@@ -452,7 +586,7 @@ class Engine:
         for left in list(self.active.values()):
             left.sock.close()
         self.active.clear()
-        self.selector.close()
+        self.poller.close()
 
     # -- one request's way ---------------------------------------------------
 
@@ -469,21 +603,30 @@ class Engine:
 
     def _watch(self, flight: _InFlight, events: int) -> None:
         fd = flight.sock.fileno()
-        if fd in self.active:
-            self.selector.modify(flight.sock, events, flight)
-        else:
-            self.active[fd] = flight
-            self.selector.register(flight.sock, events, flight)
+        new = fd not in self.active
+        self.active[fd] = flight
+        self.poller.watch(fd, events, new)
 
-    def _forget(self, flight: _InFlight) -> None:
+    def _forget(self, flight: _InFlight, closing: bool = False) -> None:
         fd = flight.sock.fileno()
         if self.active.get(fd) is flight:
-            self.selector.unregister(flight.sock)
+            self.poller.forget(fd, closing)
             del self.active[fd]
 
     def _settle(self, flight: _InFlight, outcome: Optional[Outcome], keep: bool) -> None:
+        twin = flight.twin
+        if twin is not None and outcome is not None:
+            # One copy of a hedged request ended: an answer is the request's and
+            # the other copy is dropped; a failure waits for the other copy.
+            flight.twin = twin.twin = None
+            self.hedges -= 1
+            alive = twin.sock is not None and self.active.get(twin.sock.fileno()) is twin
+            if isinstance(outcome, IMDSError) and alive:
+                outcome = None
+            elif alive:
+                self._settle(twin, None, False)
         if flight.sock is not None:
-            self._forget(flight)
+            self._forget(flight, closing=not keep)
             if keep:
                 self.transport.release(flight.sock)
             else:
@@ -499,8 +642,38 @@ class Engine:
             self._settle(flight, exc, False)
             return
         flight.reused, flight.state = False, _CONNECTING
-        flight.connect_by = time.monotonic() + self.patience
+        wait = min(self.transport.syn_timer.wait(flight.job.resent), self.timeout / 2.0)
+        flight.connect_began = now = time.monotonic()
+        flight.connect_by = now + wait
+        if not self.transport.https:
+            # A handshake the kernel finished within connect() (loopback, a
+            # fast link-local answer) takes the request at once: no wait for
+            # "writable", no SO_ERROR query. Still connecting: EAGAIN.
+            try:
+                sent = flight.sock.send(flight.out)
+            except (BlockingIOError, InterruptedError):
+                pass
+            except ConnectionRefusedError as exc:
+                self._settle(flight, self.transport.unreachable(exc), False)
+                return
+            except OSError as exc:
+                self._lost(flight, exc)
+                return
+            else:
+                self._measure(flight)
+                flight.out = flight.out[sent:]
+                if flight.out:
+                    flight.state = _SENDING
+                    self._watch(flight, selectors.EVENT_WRITE)
+                else:
+                    self._sent(flight)
+                return
         self._watch(flight, selectors.EVENT_WRITE)
+
+    def _measure(self, flight: _InFlight) -> None:
+        """A connect done: its time goes to the SYN timer, unless it took a fresh SYN (Karn)."""
+        if not flight.job.resent:
+            self.transport.syn_timer.measured(time.monotonic() - flight.connect_began)
 
     def _connected(self, flight: _InFlight) -> None:
         transport = self.transport
@@ -508,6 +681,7 @@ class Engine:
         if code:
             self._settle(flight, transport.unreachable(_os_error(code)), False)
             return
+        self._measure(flight)
         if transport.https:
             import ssl
 
@@ -555,7 +729,14 @@ class Engine:
         if flight.out:
             self._watch(flight, selectors.EVENT_WRITE)
             return
+        self._sent(flight)
+
+    def _sent(self, flight: _InFlight) -> None:
+        """The request is out: wait for the answer, and hedge a GET that takes too long."""
         flight.state = _RECEIVING
+        flight.sent_at = now = time.monotonic()
+        if flight.job.method == "GET" and not flight.hedged:
+            flight.hedge_at = now + self.transport.answer_timer.wait()
         self._watch(flight, selectors.EVENT_READ)
 
     def _lost(self, flight: _InFlight, exc: BaseException) -> None:
@@ -602,6 +783,8 @@ class Engine:
             self._settle(flight, self._failed("sent an unusable answer", flight, why), False)
             return
         if response is not None:
+            if not flight.hedged and flight.sent_at:
+                self.transport.answer_timer.measured(time.monotonic() - flight.sent_at)
             self._settle(flight, response, parser.keep_alive)
 
     def _overdue(self, now: float) -> None:
@@ -613,6 +796,19 @@ class Engine:
                 flight.job.resent += 1
                 self._settle(flight, None, False)
                 self._connect(flight)
+            elif flight.state == _RECEIVING and flight.hedge_at <= now:
+                flight.hedge_at = _NEVER
+                if self.hedges < HEDGES_AT_ONCE:
+                    self._hedge(flight)
+
+    def _hedge(self, flight: _InFlight) -> None:
+        """Send ``flight``'s request once more on a connection of its own (see HEDGE_FLOOR)."""
+        twin = _InFlight(flight.job, flight.began, flight.deadline)
+        twin.out = encode(self.transport.host_header, flight.job)
+        flight.hedged = twin.hedged = True
+        flight.twin, twin.twin = twin, flight
+        self.hedges += 1
+        self._connect(twin)
 
     def _failed(self, what: str, flight: _InFlight, why: str) -> IMDSError:
         job = flight.job

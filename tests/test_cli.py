@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, Iterator, Optional
+from typing import Dict, Iterator, List, Optional
 
 import pytest
 import yaml
@@ -403,3 +403,51 @@ def test_every_connection_option_is_taken_on_either_side_of_the_command() -> Non
         assert got == ("IPv6", 0.5, 2, True, None)
     neither = _parser().parse_args(["dump"])
     assert (neither.endpoint_mode, neither.timeout, neither.allow_imdsv1) == (None, None, None)
+
+
+# -- issue 18: a value every instance has, names a user tries ---------------------------
+
+
+def test_a_404_for_a_value_every_instance_has_fails_dump_and_get(sim: Simulator) -> None:
+    # dump said "instance_id": null (exit 0) and get said absent (exit 3).
+    sim.delete("meta-data/instance-id")
+    for words in (["dump"], ["get", "instance-id"], ["dump", "--keys", "instance_id"]):
+        line = assert_one_line_error(run(*words, endpoint=sim.url), 1)
+        assert line == (
+            "ec2-metadata-core: error: IMDS answered 404 (not found) for "
+            "/latest/meta-data/instance-id"
+        ), words
+
+
+def test_an_empty_meta_data_fails_the_dump(tmp_path: Path) -> None:
+    data = tmp_path / "instance.json"
+    data.write_text(json.dumps({"meta-data": {}}))
+    with Simulator(instance=str(data)) as empty:
+        line = assert_one_line_error(run("dump", endpoint=empty.url), 1)
+    assert "IMDS answered 404 (not found) for /latest/" in line, line
+
+
+def test_get_reads_every_public_attribute_and_categories_the_service_added(
+    sim: Simulator,
+) -> None:
+    proc = run("get", "block_device_mapping_names", endpoint=sim.url)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == sorted(EC2Metadata(endpoint=sim.url).block_device_mapping)
+    sim.set("meta-data/nonsense-category", "hello")
+    proc = run("get", "nonsense-category", endpoint=sim.url)
+    assert (proc.returncode, proc.stdout) == (0, "hello\n"), proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("words", "code", "says"),
+    [
+        (["dump", "--keys", "iam_security_credentials"], 2, "needs --include-secrets"),
+        (["dump", "--keys", "user_data"], 2, "needs --include-user-data"),
+        (["get", "local-ipv4"], 2, "IMDS's local-ipv4 is private_ipv4"),
+        (["get", "tags.Nmae"], 3, "tags.Nmae is absent on this instance: did you mean tags.Name"),
+    ],
+)
+def test_a_near_miss_says_what_was_meant(
+    sim: Simulator, words: List[str], code: int, says: str
+) -> None:
+    assert says in assert_one_line_error(run(*words, endpoint=sim.url), code)

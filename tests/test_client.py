@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 import requests
@@ -215,8 +215,8 @@ def test_a_busy_service_gets_more_tries_and_its_retry_after(
         status=503,
         headers={"Retry-After": "2"},
     )
-    # The deadline, 2 x (5 s + 1 s), leaves room for every try 2 s apart.
-    metadata, _ = session_metadata(attempts=2, timeout=5)
+    # The deadline, 2 x (20 s + 1 s), leaves room for every try 2 s apart.
+    metadata, _ = session_metadata(attempts=2, timeout=20)
     with pytest.raises(IMDSHTTPError) as caught:
         metadata.instance_id  # noqa: B018
     assert caught.value.status == 503
@@ -257,7 +257,7 @@ def test_a_pass_runs_requests_at_once_up_to_max_concurrency(
 def test_retries_of_a_pass_share_one_quota(
     mock: responses.RequestsMock, no_sleep: List[float]
 ) -> None:
-    # Each request alone could try busy_tries(10) = 46 times; the pass may
+    # Each request alone could try busy_tries(10) = 136 times; the pass may
     # spend RETRY_QUOTA + RETRY_SHARE per request in all (the SDKs' retry quota).
     add_token(mock)
     paths = ["meta-data/a", "meta-data/b", "meta-data/c"]
@@ -739,3 +739,92 @@ def test_a_forked_child_does_not_share_the_parents_sockets(imds_simulator: Simul
     # parent's connection, then one of the child's own; the parent keeps its socket
     assert imds_simulator.stats.connections == 2
     assert imds_simulator.stats.by_path["GET /latest/meta-data/instance-type"] == 1
+
+
+# -- issue 18: the wait before a fresh SYN, a lone request under a long 429 run ------------
+
+
+def test_the_syn_wait_is_tcp_rto_over_measured_connects_within_floor_and_ceiling() -> None:
+    from ec2_metadata_core.wire import SYN_WAIT_CEILING, SYN_WAIT_FLOOR, SynTimer
+
+    timer = SynTimer()
+    assert timer.wait() == 0.2  # nothing measured yet
+    timer.measured(0.0004)  # a link-local connect: well under a millisecond
+    assert timer.wait() == SYN_WAIT_FLOOR
+    for _ in range(50):
+        timer.measured(0.05)  # a slow route: SRTT + 4 RTTVAR follows it
+    assert 0.05 <= timer.wait() < 0.06
+    assert timer.wait(1) == 2 * timer.wait()  # each fresh SYN doubles the wait
+    assert timer.wait(10) == SYN_WAIT_CEILING
+
+
+def test_a_dropped_syn_is_sent_again_after_the_measured_wait_not_a_fixed_one() -> None:
+    # A listener that never accepts, its queue full: every further SYN is dropped.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        filler = socket.create_connection(listener.getsockname(), timeout=5)
+        try:
+            transport = StdlibTransport("http://127.0.0.1:{}".format(listener.getsockname()[1]))
+            transport.syn_timer.measured(0.0004)
+            engine = transport.engine(0.15)
+            job = Job(None, "GET", "/latest/meta-data/ami-id", {})
+            engine.submit(job, time.monotonic())
+            finished: List[Any] = []
+            while not finished:
+                finished = engine.collect(None)
+            engine.close()
+        finally:
+            filler.close()
+    assert isinstance(finished[0][1], IMDSTimeoutError)
+    # Fresh SYNs after 10, 20 and 40 ms (doubling), within the 150 ms attempt;
+    # the fixed 0.2 s wait (at most half the attempt) sent one.
+    assert job.resent >= 3
+
+
+def test_a_lone_request_outlasts_twenty_429s_in_a_row(imds_simulator: Simulator) -> None:
+    # The last read of a gather meets a request-counting throttle's whole run.
+    fault = imds_simulator.add_fault(path="/latest/meta-data/instance-id", status=429, times=20)
+    assert EC2Metadata(endpoint=imds_simulator.url).instance_id == "i-0123456789abcdef0"
+    assert fault.hits == 20
+
+
+def test_a_token_timeout_suggests_a_longer_timeout(imds_simulator: Simulator) -> None:
+    # A slow IMDS is fixed by --timeout; the message never said so.
+    imds_simulator.add_fault(path="/latest/api/token", method="PUT", action="silent")
+    with pytest.raises(TokenTimeoutError) as caught:
+        EC2Metadata(endpoint=imds_simulator.url, timeout=0.2, attempts=1).instance_id  # noqa: B018
+    message = str(caught.value)
+    assert "--timeout" in message and "AWS_METADATA_SERVICE_TIMEOUT" in message
+    assert "\n" not in message
+
+
+def test_a_server_that_does_not_take_put_is_said_not_to_be_imds(
+    imds_simulator: Simulator,
+) -> None:
+    imds_simulator.add_fault(path="/latest/api/token", method="PUT", status=501)
+    with pytest.raises(TokenError) as caught:
+        EC2Metadata(endpoint=imds_simulator.url, attempts=1).instance_id  # noqa: B018
+    assert str(caught.value) == (
+        "IMDS answered the token request with 501: {} may not be an instance metadata "
+        "service".format(imds_simulator.url)
+    )
+
+
+def test_a_get_never_answered_is_hedged_within_its_attempt(imds_simulator: Simulator) -> None:
+    # One attempt, and the service never answers the first copy: the hedge
+    # sent after the measured answer time (at least 0.1 s) gets the answer.
+    fault = imds_simulator.add_fault(path="/latest/meta-data/instance-id", action="silent", times=1)
+    metadata = EC2Metadata(endpoint=imds_simulator.url, attempts=1, timeout=2)
+    assert metadata.instance_id == "i-0123456789abcdef0"
+    assert fault.hits == 1
+    assert imds_simulator.stats.by_path["GET /latest/meta-data/instance-id"] == 2
+
+
+def test_a_prompt_service_is_never_sent_a_request_twice(imds_simulator: Simulator) -> None:
+    from ec2_metadata_core.snapshot import snapshot
+
+    snapshot(EC2Metadata(endpoint=imds_simulator.url))
+    stats = imds_simulator.stats
+    assert stats.requests == sum(stats.by_path.values())
+    assert {path: n for path, n in stats.by_path.items() if n != 1} == {}

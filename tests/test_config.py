@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import Callable, Dict
 
@@ -16,6 +18,7 @@ MODE_VAR = "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE"
 DISABLED_VAR = "AWS_EC2_METADATA_DISABLED"
 TIMEOUT_VAR = "AWS_METADATA_SERVICE_TIMEOUT"
 ATTEMPTS_VAR = "AWS_METADATA_SERVICE_NUM_ATTEMPTS"
+NO_FILE = {"AWS_CONFIG_FILE": os.devnull}
 
 
 def write_config(tmp_path: Path, text: str) -> Dict[str, str]:
@@ -72,8 +75,33 @@ def test_endpoint_mode_argument_beats_endpoint_variable() -> None:
 def test_endpoint_argument_beats_everything(tmp_path: Path) -> None:
     env = write_config(tmp_path, "[default]\nec2_metadata_service_endpoint = http://127.0.0.3\n")
     env.update({ENDPOINT_VAR: "http://127.0.0.2", MODE_VAR: "IPv6"})
-    settings = resolve(endpoint="http://127.0.0.1:9999", endpoint_mode="IPv6", environ=env)
+    settings = resolve(endpoint="http://127.0.0.1:9999", environ=env)
     assert settings.endpoint == "http://127.0.0.1:9999"
+
+
+def test_endpoint_and_endpoint_mode_both_given_is_an_error() -> None:
+    # `--ipv6 --endpoint URL` used the URL without a word.
+    with pytest.raises(ConfigError, match="endpoint and endpoint_mode"):
+        resolve(endpoint="http://127.0.0.1:9999", endpoint_mode="IPv6", environ=NO_FILE)
+
+
+@pytest.mark.parametrize(
+    ("env", "config", "named"),
+    [
+        ({MODE_VAR: "IPv7", ENDPOINT_VAR: "http://127.0.0.1:1"}, "", MODE_VAR),
+        (
+            {ENDPOINT_VAR: "http://127.0.0.1:1"},
+            "[default]\nec2_metadata_service_endpoint_mode = banana\n",
+            "ec2_metadata_service_endpoint_mode (profile default of ",
+        ),
+    ],
+)
+def test_a_bad_endpoint_mode_is_an_error_even_beside_an_endpoint(
+    tmp_path: Path, env: Dict[str, str], config: str, named: str
+) -> None:
+    env = {**write_config(tmp_path, config), **env}
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        resolve(environ=env)
 
 
 def test_timeout_and_attempts_variables() -> None:
@@ -132,9 +160,40 @@ def test_model_reads_the_shared_config_file(
     assert EC2Metadata(attempts=2).client.settings.attempts == 2
 
 
-def test_an_unreadable_shared_config_file_is_ignored(tmp_path: Path) -> None:
-    env = write_config(tmp_path, "this is not an ini file\n[")
+def test_a_malformed_shared_config_file_is_an_error_naming_it(tmp_path: Path) -> None:
+    # One line without "=" used to drop the whole file, endpoint and all.
+    env = write_config(
+        tmp_path,
+        "[default]\nec2_metadata_service_endpoint = http://127.0.0.1:9\nnot a setting\n",
+    )
+    with pytest.raises(ConfigError) as caught:
+        resolve(environ=env)
+    message = str(caught.value)
+    assert env["AWS_CONFIG_FILE"] in message and "not a setting" in message
+    assert "\n" not in message
+
+
+def test_an_unreadable_shared_config_file_is_skipped(tmp_path: Path) -> None:
+    env = write_config(tmp_path, "[default]\nmetadata_service_timeout = 7\n")
+    Path(env["AWS_CONFIG_FILE"]).chmod(0)
+    if os.access(env["AWS_CONFIG_FILE"], os.R_OK):
+        pytest.skip("running as a user that reads any file")
     assert resolve(environ=env).timeout == 1.0
+
+
+def test_profile_default_section_is_the_default_profile(tmp_path: Path) -> None:
+    env = write_config(tmp_path, "[profile default]\nmetadata_service_timeout = 7\n")
+    assert resolve(environ=env).timeout == 7.0
+
+
+def test_an_unknown_aws_profile_is_an_error(tmp_path: Path) -> None:
+    env = write_config(tmp_path, "[profile ci]\nmetadata_service_timeout = 7\n")
+    env["AWS_SHARED_CREDENTIALS_FILE"] = str(tmp_path / "credentials")
+    env["AWS_PROFILE"] = "nosuch"
+    with pytest.raises(ConfigError, match="AWS_PROFILE names the profile 'nosuch'"):
+        resolve(environ=env)
+    (tmp_path / "credentials").write_text("[nosuch]\naws_access_key_id = x\n")
+    assert resolve(environ=env).timeout == 1.0  # a profile of the credentials file is one
 
 
 @pytest.mark.parametrize(
@@ -166,8 +225,11 @@ def test_bad_variable_raises_config_error_naming_it(env: Dict[str, str], named: 
 
 def test_bad_shared_config_value_is_named(tmp_path: Path) -> None:
     env = write_config(tmp_path, "[default]\nmetadata_service_num_attempts = lots\n")
-    with pytest.raises(ConfigError, match="metadata_service_num_attempts"):
+    with pytest.raises(ConfigError) as caught:
         resolve(environ=env)
+    assert "metadata_service_num_attempts (profile default of {})".format(
+        env["AWS_CONFIG_FILE"]
+    ) in str(caught.value)
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ tests speak real HTTP to the simulator on loopback.
 from __future__ import annotations
 
 import logging
+import socket
 from typing import Iterator, Type
 
 import pytest
@@ -230,3 +231,18 @@ def test_a_callers_urllib3_pool_gets_no_more_at_once_than_it_keeps(
         facts = snapshot(EC2Metadata(urllib3.PoolManager(), endpoint=imds_simulator.url))
     assert facts["region"] == "eu-central-1"
     assert not [r for r in caplog.records if "pool is full" in r.getMessage()]
+
+
+def test_a_refused_port_reads_the_same_through_a_session_as_through_the_stdlib() -> None:
+    # The session path said only "ConnectionError" (issue 18).
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = "http://127.0.0.1:{}".format(port)
+    for metadata in (
+        EC2Metadata(session=requests.Session(), endpoint=url, attempts=1),
+        EC2Metadata(endpoint=url, attempts=1),
+    ):
+        error = raised(metadata, "instance_id")
+        assert isinstance(error, IMDSUnavailableError)
+        assert "Connection refused (not on EC2" in str(error), error

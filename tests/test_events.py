@@ -387,3 +387,18 @@ def test_maintenance_times_parse_as_imds_writes_them() -> None:
     for bad in ("2019-01-21", "", None, "32 Foo 2019 99:00:00 GMT"):
         with pytest.raises(MalformedResponseError):
             parse.http_date("p", bad)
+
+
+def test_nothing_is_yielded_after_stop_and_nothing_is_lost(sim: Simulator) -> None:
+    # The README's loop stops at the spot notice; one poll held a second event,
+    # which watch() yielded after stop.set() (issue 18).
+    sim.schedule_spot_interruption(120, "terminate")
+    sim.recommend_rebalance()
+    source = watcher(sim, kinds=["spot", "rebalance"])
+    stop = threading.Event()
+    seen = []
+    for event in source.watch(stop):
+        seen.append(event["kind"])
+        stop.set()
+    assert len(seen) == 1
+    assert len(source.poll()) == 1  # the other one, first thing at the next poll

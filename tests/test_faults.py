@@ -268,7 +268,7 @@ ROWS: List[Row] = [
         says="500",
         attribute="public_ipv4",
     ),
-    # -- the service as it is on the wire (../IMDS.md, "On the wire")
+    # -- the service as it is on the wire (docs/imds.md, "On the wire")
     *[
         Row(
             "service-" + name,

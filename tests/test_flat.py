@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from ec2_metadata_core.flat import IDENTIFIER, flatten, flatten_with_paths, to_env
 
-# What EC2 allows in a tag key (IMDS.md: letters, digits and + - = . , _ : @).
+# What EC2 allows in a tag key (docs/imds.md: letters, digits and + - = . , _ : @).
 TAG_KEY = st.text(
     alphabet=st.sampled_from(
         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-=.,_:@"

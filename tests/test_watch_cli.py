@@ -196,7 +196,11 @@ def test_an_expiring_token_and_a_three_poll_outage_lose_nothing(quiet_sim: Simul
         sim.schedule_spot_interruption(120)  # posted during the outage
         sim.set_tag("Name", "during")
         start = spot_reads(sim)
-        wait_until(lambda: spot_reads(sim) >= start + 3 * 2, watch)  # 3 polls of 2 attempts
+        # The outage outlasts a poll's retries (its warning is out), then two more polls.
+        wait_until(lambda: bool(watch.err), watch)
+        failed_at = spot_reads(sim)
+        wait_until(lambda: spot_reads(sim) >= failed_at + 2, watch)
+        assert failed_at > start
         sim.faults.remove(outage)
         got = {e["kind"]: e for e in watch.events(2)}
         wait_until(lambda: sim.stats.token_requests >= 2, watch)

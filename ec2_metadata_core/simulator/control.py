@@ -62,7 +62,7 @@ _SCHEDULED = "meta-data/events/maintenance/scheduled"
 _HISTORY = "meta-data/events/maintenance/history"
 _LIFECYCLE = "meta-data/autoscaling/target-lifecycle-state"
 _TAGS = "meta-data/tags/instance/"
-# What EC2 allows in a tag key for tags in instance metadata (IMDS.md).
+# What EC2 allows in a tag key for tags in instance metadata (docs/imds.md).
 _TAG_KEY = re.compile(r"[A-Za-z0-9+\-=.,_:@]{1,128}")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 # Read-modify-write of a maintenance list must not interleave; control is rare.

@@ -3,7 +3,7 @@
 One table for the tests (tests/test_faults.py), the benchmark (`make bench`)
 and users (``simulate --scenario NAME``): a client must read the whole
 instance under each of them, exactly as from a healthy service. See
-``../IMDS.md``, "On the wire".
+``docs/imds.md``, "On the wire".
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ SCENARIOS: Dict[str, Dict[str, Any]] = {
     "503-every-5th-get": {"faults": [{"method": "GET", "status": 503, "every": 5}]},
     "500-every-6th-get": {"faults": [{"method": "GET", "status": 500, "every": 6}]},
     "429-10-of-30-gets": {"faults": [{"method": "GET", "status": 429, "every": 30, "k": 10}]},
+    # Half of all GETs, twenty in a row: a lone request must outlast the run.
+    "429-20-of-40-gets": {"faults": [{"method": "GET", "status": 429, "every": 40, "k": 20}]},
     # Dropped packets: a request (one connection each) never answered.
     "2pct-never-answered": {"faults": [{"action": "silent", "chance": 0.02}]},
     "http10": {"http10": True},

@@ -70,7 +70,9 @@ class Fault:
     """A scripted misbehaviour for requests matching ``method`` and ``path``.
 
     ``path`` is an exact path or an fnmatch glob, compared with both the raw and
-    the percent-decoded request path (query string excluded). Of every
+    the percent-decoded request path (query string excluded); one that starts
+    with neither ``/`` nor ``*`` is under ``/latest/`` (``meta-data/mac`` is
+    ``/latest/meta-data/mac``), as the paths of ``set`` and ``delete`` are. Of every
     ``every`` matching requests the last ``k`` are hit (``every=5``: the 5th,
     10th, ...; ``every=30, k=10``: 21st to 30th, 51st to 60th, ...), and each
     of those only with probability ``chance`` (seeded by the simulator's
@@ -111,6 +113,10 @@ class Fault:
             raise ValueError("Fault.chance must be in (0, 1]")
         if self.method is not None:
             self.method = self.method.upper()
+        if not isinstance(self.path, str):
+            raise ValueError("Fault.path must be a string (a path or a glob)")
+        if not self.path.startswith(("/", "*")):
+            self.path = "/latest/" + self.path
 
     @property
     def active(self) -> bool:
@@ -527,7 +533,7 @@ class Simulator(NoticeControls):
     All knobs are plain attributes or validated properties and may be changed
     while it runs; each request reads them once.
 
-    By default it behaves like the real service on the wire (``../IMDS.md``,
+    By default it behaves like the real service on the wire (``docs/imds.md``,
     "On the wire"): every answer carries ``Connection: close`` and the
     connection ends with it, and paths are taken literally (a name made of
     legal path characters is found only as it is, ``aws%3Aname`` is not
@@ -868,8 +874,11 @@ class Simulator(NoticeControls):
                 raise TypeError(f"not a live simulator knob: {name}")
 
     def add_fault(self, *args: Any, **kwargs: Any) -> Fault:
-        """Shorthand for ``faults.append(Fault(...))`` that returns the Fault."""
-        fault = Fault(*args, **kwargs)
+        """Shorthand for ``faults.append(Fault(...))`` that returns the Fault (or takes one)."""
+        if len(args) == 1 and isinstance(args[0], Fault) and not kwargs:
+            fault = args[0]
+        else:
+            fault = Fault(*args, **kwargs)
         self.faults.append(fault)
         return fault
 

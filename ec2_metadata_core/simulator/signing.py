@@ -37,6 +37,10 @@ class IdentitySigner:
     def __init__(self, key: RSAPrivateKey, certificate: Certificate) -> None:
         self.key = key
         self.certificate = certificate
+        # document bytes -> its signatures: the PKCS#7 one carries a signing
+        # time, and every simulator of a process must serve one instance's
+        # document with the same bytes, as the service does.
+        self._signed: Dict[bytes, Dict[str, str]] = {}
 
     @classmethod
     def generate(cls, name: str = "ec2-metadata-core simulator identity") -> IdentitySigner:
@@ -69,6 +73,9 @@ class IdentitySigner:
 
     def sign(self, document: bytes) -> Dict[str, str]:
         """``{"signature": ..., "rsa2048": ...}`` for these exact document bytes."""
+        done = self._signed.get(document)
+        if done is not None:
+            return dict(done)
         from cryptography.hazmat.primitives import hashes, serialization
         from cryptography.hazmat.primitives.asymmetric import padding
         from cryptography.hazmat.primitives.serialization import pkcs7
@@ -85,7 +92,9 @@ class IdentitySigner:
                 [pkcs7.PKCS7Options.Binary, pkcs7.PKCS7Options.NoCerts],
             )
         )
-        return {"signature": _wrap(signature), "rsa2048": _wrap(signed_data)}
+        done = {"signature": _wrap(signature), "rsa2048": _wrap(signed_data)}
+        self._signed[document] = done
+        return dict(done)
 
 
 _DEFAULT: Optional[IdentitySigner] = None

@@ -182,6 +182,10 @@ def test_a_bad_argument_stops_the_rulebook_naming_it(
     assert running.process.wait(180) != 0
     output = running.output()
     assert "unknown event kind 'sunspots'" in output, output
+    # The error, then only the two frames ansible-rulebook logs for any source
+    # (our main, its start_source): none from inside the client.
+    frames = [line for line in output.splitlines() if re.search(r" - ERROR - /\S+:\d+ ", line)]
+    assert len(frames) == 2 and "module_utils" not in "".join(frames), output
 
 
 def test_each_kind_of_notice_reaches_the_rulebook_once(

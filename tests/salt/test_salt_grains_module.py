@@ -461,3 +461,16 @@ def test_an_error_out_of_the_client_is_one_warning_never_a_traceback(
     assert len(loud) == 1, [r.getMessage() for r in loud]
     assert loud[0].exc_info is None and "\n" not in loud[0].getMessage()
     assert loud[0].getMessage().startswith("ec2 grain omitted: ")
+
+
+def test_a_404_for_a_value_every_instance_has_omits_the_grain_naming_the_path(
+    imds_simulator_factory: Callable[..., Simulator],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The grain held instance_id None (issue 18).
+    sim = imds_simulator_factory()
+    sim.delete("meta-data/instance-id")
+    assert grains_impl.grains(opts_for(tmp_path, endpoint=sim.url)) == {}
+    (loud,) = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "/latest/meta-data/instance-id" in loud.getMessage()

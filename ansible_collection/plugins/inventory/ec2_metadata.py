@@ -65,8 +65,10 @@ options:
     type: int
   allow_imdsv1:
     description:
-      - Fall back to IMDSv1 when the token request is refused (403, 404 or 405).
-      - When not set, only E(AWS_EC2_METADATA_V1_DISABLED=false) allows it.
+      - Fall back to IMDSv1 (no session token) when the token request is refused with 400, 403,
+        404 or 405.
+      - When not set, only E(AWS_EC2_METADATA_V1_DISABLED=false) or C(ec2_metadata_v1_disabled =
+        false) in the shared config allow it; by default the plugin never falls back.
     type: bool
   token_ttl:
     description: Lifetime in seconds asked for the IMDSv2 session token, V(1) to V(21600).

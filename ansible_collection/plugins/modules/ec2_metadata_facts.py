@@ -26,7 +26,8 @@ description:
   - The client travels inside the module, built from the Python standard library only; the
     managed host needs nothing but Python.
   - Keys of the fact are the attribute names of the C(ec2-metadata) library (C(availability_zone),
-    C(instance_type), C(private_ipv4), ...); RV(ansible_facts.ansible_ec2) lists every one. A value
+    C(instance_type), C(private_ipv4), ...); the return values under RV(ansible_facts.ansible_ec2)
+    below name every key. A value
     the instance does not have (no public IP, no IAM role, no spot notice) is V(null); a value that
     could not be read fails the task.
   - O(legacy_facts=true) also sets the flat C(ansible_ec2_*) facts of
@@ -77,7 +78,15 @@ options:
       - When not set, E(AWS_EC2_METADATA_SERVICE_ENDPOINT), then
         E(AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE), then the shared AWS config file decide; the
         default is the IPv4 endpoint.
+      - Give O(endpoint) or O(endpoint_mode), not both.
     type: str
+  endpoint_mode:
+    description:
+      - Which of the two IMDS addresses, when O(endpoint) is not set.
+      - When not set, E(AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE) or the shared config decide; the
+        default is V(IPv4).
+    type: str
+    choices: [IPv4, IPv6]
   timeout:
     description:
       - Seconds to wait for each answer.
@@ -92,10 +101,10 @@ options:
     type: int
   allow_imdsv1:
     description:
-      - Fall back to IMDSv1 (no session token) when the token request is refused with 403, 404
-        or 405.
-      - When not set, only E(AWS_EC2_METADATA_V1_DISABLED=false) or the shared config allow it;
-        by default the module never falls back.
+      - Fall back to IMDSv1 (no session token) when the token request is refused with 400, 403,
+        404 or 405.
+      - When not set, only E(AWS_EC2_METADATA_V1_DISABLED=false) or C(ec2_metadata_v1_disabled =
+        false) in the shared config allow it; by default the module never falls back.
     type: bool
   token_ttl:
     description:
@@ -577,7 +586,7 @@ ansible_facts:
                 sample:
                 - 2a05:d014:f18:3d00::/56
           partition:
-            description: The AWS partition, 'aws-us-gov' or 'aws-cn'.
+            description: The AWS partition, such as 'aws', 'aws-us-gov' or 'aws-cn'.
             type: str
             returned: success
             sample: aws
@@ -748,6 +757,7 @@ from ansible_collections.imds.ec2.plugins.module_utils.legacy_facts import legac
 
 ARGUMENT_SPEC = dict(
     endpoint=dict(type="str"),
+    endpoint_mode=dict(type="str", choices=["IPv4", "IPv6"]),
     timeout=dict(type="float"),
     attempts=dict(type="int"),
     allow_imdsv1=dict(type="bool"),

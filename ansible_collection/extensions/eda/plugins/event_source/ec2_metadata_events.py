@@ -163,7 +163,13 @@ async def main(queue: asyncio.Queue, args: Dict[str, Any]) -> None:
     within one poll. A setting the client refuses (or AWS_EC2_METADATA_DISABLED)
     ends the source with that error; an IMDS outage does not.
     """
-    source = watcher(args)
+    errors = _core()[1]
+    try:
+        source = watcher(args)
+    except errors.ConfigError as exc:
+        # ansible-rulebook logs every frame of a source's exception: a fresh one
+        # starts here, so a bad argument is its line, not the client's frames too.
+        raise errors.ConfigError(str(exc)) from None
     loop = asyncio.get_running_loop()
     inbox: asyncio.Queue = asyncio.Queue()
     stop = threading.Event()

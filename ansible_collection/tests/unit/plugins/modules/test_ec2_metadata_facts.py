@@ -87,3 +87,21 @@ def test_off_ec2_ignore_sets_null_and_says_why(capsys):
     assert "failed" not in result
     assert result["ansible_facts"] == {"ansible_ec2": None}
     assert result["msg"].startswith("no EC2 instance metadata here: cannot reach IMDS at")
+
+
+def test_a_404_for_a_value_every_instance_has_fails_naming_the_path(simulator, capsys):
+    # The module succeeded with instance_id null (issue 18).
+    simulator.delete("meta-data/instance-id")
+    result = run_module(capsys, endpoint=simulator.url)
+    assert result["failed"] is True
+    assert "/latest/meta-data/instance-id" in result["msg"] and "\n" not in result["msg"]
+    assert "ansible_facts" not in result
+
+
+def test_endpoint_mode_is_an_option_and_not_beside_an_endpoint(simulator, capsys):
+    # The EDA source had endpoint_mode; the module had none.
+    result = run_module(capsys, endpoint=simulator.url, endpoint_mode="IPv6")
+    assert result["failed"] is True
+    assert "endpoint and endpoint_mode" in result["msg"]
+    result = run_module(capsys, endpoint_mode="IPv7")
+    assert result["failed"] is True and "endpoint_mode" in result["msg"]
