@@ -1,4 +1,7 @@
-"""Every command and snippet README.md shows for the CLI, the library and the simulator runs.
+"""Every command and snippet of README.md and docs/ for the CLI, library and simulator runs.
+
+The pages: README.md, docs/library.md, docs/snapshot.md, docs/cli.md,
+docs/events.md and docs/simulator.md (``readme_support.RUN_BY``).
 
 The simulator is started the way the README starts it (``simulate --port``, on
 a free port instead of 1338), the endpoint is exported as the README exports it,
@@ -21,10 +24,13 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Tuple
 
 import pytest
+from readme_support import pages_run_by
 
 from ec2_metadata_core.events import KINDS
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+README = "\n".join(
+    page.read_text(encoding="utf-8") for page in pages_run_by("test_readme_examples.py")
+)
 CLI = "python -m ec2_metadata_core"
 README_PORT = "1338"
 # Blocks that show a pattern to copy rather than something to run.

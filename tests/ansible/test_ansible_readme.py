@@ -209,3 +209,15 @@ def test_ansible_pull_and_ansible_inventory_lines(
     graphed = run_ansible(*graph, env=env)
     assert graphed.returncode == 0, graphed.output
     assert "@role_web:" in graphed.output and "localhost" in graphed.output
+
+
+def test_the_project_readme_play(imds_simulator: Simulator, play_in: Callable[..., Run]) -> None:
+    """The front door's Ansible example (README.md at the top of the repository) as written."""
+    (play,) = [
+        block
+        for block in readme_blocks(README.parents[1] / "README.md")
+        if block.language == "yaml" and is_play(block)
+    ]
+    result = play_in(play.text, ["web-01"])
+    assert result.returncode == 0, result.output
+    assert "eu-central-1 web-asg" in result.output  # the region and the Auto Scaling group tag

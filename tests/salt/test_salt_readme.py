@@ -94,28 +94,33 @@ def on_ec2(imds_simulator: Simulator, minion: Callable[..., Minion]) -> Minion:
     return minion({"endpoint": imds_simulator.url})
 
 
-def test_targeting_and_grains_get_lines(on_ec2: Minion) -> None:
+def run_targeting(minion: Minion, block: Block) -> int:
+    """Each line of a targeting block, as the minion runs it; how many ran."""
     ran = 0
-    for block in filter(is_targeting, blocks()):
-        for line, words in zip(block.text.splitlines(), commands(block)):
-            if words[0] == "salt":
-                options = [word for word in words[1:] if word.startswith("-")]
-                target = next(word for word in words[1:] if not word.startswith("-"))
-                delimiter = [o.split("=", 1)[1] for o in options if o.startswith("--delimiter")]
-                if "-C" in options:
-                    args = ["match.compound", target]
-                else:
-                    assert "-G" in options, line
-                    args = ["match.grain", target]
-                args += ["delimiter=" + d for d in delimiter]
-                assert salt_call(on_ec2, *args).value is True, line
+    for line, words in zip(block.text.splitlines(), commands(block)):
+        if words[0] == "salt":
+            options = [word for word in words[1:] if word.startswith("-")]
+            target = next(word for word in words[1:] if not word.startswith("-"))
+            delimiter = [o.split("=", 1)[1] for o in options if o.startswith("--delimiter")]
+            if "-C" in options:
+                args = ["match.compound", target]
             else:
-                value = salt_call(on_ec2, *words[1:]).value
-                assert value not in (None, "", {}, False), line
-                expected = comment(line)
-                if expected and " " not in expected:
-                    assert value == expected, line
-            ran += 1
+                assert "-G" in options, line
+                args = ["match.grain", target]
+            args += ["delimiter=" + d for d in delimiter]
+            assert salt_call(minion, *args).value is True, line
+        else:
+            value = salt_call(minion, *words[1:]).value
+            assert value not in (None, "", {}, False), line
+            expected = comment(line)
+            if expected and " " not in expected:
+                assert value == expected, line
+        ran += 1
+    return ran
+
+
+def test_targeting_and_grains_get_lines(on_ec2: Minion) -> None:
+    ran = sum(run_targeting(on_ec2, block) for block in filter(is_targeting, blocks()))
     assert ran >= 15
     assert loud_lines(on_ec2.log) == []
 
@@ -367,3 +372,10 @@ def test_every_block_of_the_salt_trust_doc_is_run() -> None:
     (section,) = [p for p in re.split(r"(?m)^(?=## )", text) if p.startswith("## Salt\n")]
     shown = [b.text.splitlines()[0] for b in readme_blocks(TRUST_DOC) if b.text in section]
     assert shown == ["# $ROOT/srv/role.sls"]
+
+
+def test_the_project_readme_targeting_lines(on_ec2: Minion) -> None:
+    """The front door's Salt example (README.md at the top of the repository)."""
+    (block,) = [b for b in filter(is_targeting, readme_blocks(REPO / "README.md"))]
+    assert run_targeting(on_ec2, block) == len(block.text.splitlines())
+    assert loud_lines(on_ec2.log) == []
