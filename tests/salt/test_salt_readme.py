@@ -268,12 +268,15 @@ QUOTED = re.compile(r"\|\s*(yaml_dquote|json)\s*$")
 
 
 def salt_yaml_blocks() -> List[Block]:
-    """YAML blocks of salt_grains/README.md, docs/trust.md, and README.md's Salt sections."""
+    """YAML blocks of salt_grains/README.md and of the Salt sections of docs/trust.md, README.md."""
     main = MAIN_README.read_text(encoding="utf-8")
     salt_sections = "".join(
         part for part in re.split(r"(?m)^(?=## )", main) if part.startswith("## Salt")
     )
-    found = [b for b in [*blocks(), *readme_blocks(TRUST_DOC)] if b.language == "yaml"]
+    trust = TRUST_DOC.read_text(encoding="utf-8")
+    salt_trust = trust.split("\n## Salt\n", 1)[1].split("\n## ", 1)[0]
+    found = [b for b in blocks() if b.language == "yaml"]
+    found += [b for b in readme_blocks(TRUST_DOC) if b.language == "yaml" and b.text in salt_trust]
     found += [
         b for b in readme_blocks(MAIN_README) if b.language == "yaml" and b.text in salt_sections
     ]
