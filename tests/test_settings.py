@@ -146,7 +146,10 @@ SPECS = {
 }
 # A name that only shares its spelling with a setting: the negative cache file's own
 # field for the URL it remembers.
-NOT_THE_SETTING = {("salt_grains/negative.py", "endpoint")}
+NOT_THE_SETTING = {
+    ("salt_grains/negative.py", "endpoint"),
+    ("salt_grains/enroll.py", "timeout"),  # the POST to the master's webhook, not IMDS
+}
 FACE_DIRS = ("ec2_metadata_core", "salt_grains", "ansible_collection/plugins")
 FACE_FILES = ("ansible_collection/extensions/eda/plugins/event_source/ec2_metadata_events.py",)
 
