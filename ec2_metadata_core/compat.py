@@ -20,6 +20,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Type
 
 from .bounds import MAX_BODY
+from .config import split_endpoint
 from .errors import (
     IMDSError,
     IMDSHTTPError,
@@ -28,7 +29,16 @@ from .errors import (
     TagsNotEnabledError,
     TokenError,
 )
-from .wire import BODY_TOO_LARGE, Job, Response, Transport
+from .transport import (
+    BODY_TOO_LARGE,
+    Job,
+    Response,
+    Transport,
+    broken,
+    timed_out,
+    unreachable,
+    why_unreachable,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import requests
@@ -106,20 +116,42 @@ class _Flavoured:
     """Marks an error already made catchable as a foreign exception."""
 
 
-class RequestsTransport(Transport):
+class _CallerTransport(Transport):
+    """Sends through an HTTP library's object the caller owns (and closes: ``close`` leaves it)."""
+
+    def __init__(self, base_url: str) -> None:
+        self._base = base_url.rstrip("/")
+        endpoint = split_endpoint(self._base)  # ValueError unless a base URL
+        self._https = endpoint.https
+        self.where = endpoint.where()  # how messages name the endpoint, as wire's do
+
+    def __repr__(self) -> str:
+        return "{}({})".format(type(self).__name__, self._base)
+
+    def _timed_out(self, job: Job, timeout: float) -> IMDSError:
+        return timed_out(self.where, False, timeout, job)
+
+    def _unreachable(self, exc: Exception) -> IMDSError:
+        """The failure in the words the standard-library transport uses (``unreachable``)."""
+        cause = _socket_error(exc)
+        why = why_unreachable(cause, self._https) if cause is not None else type(exc).__name__
+        return unreachable(self.where, why)
+
+    def close(self) -> None:
+        """Leave the caller's session or pool manager open: it may serve other code."""
+
+
+class RequestsTransport(_CallerTransport):
     """Requests through a caller's ``requests.Session``, as ec2-metadata 2.x takes one."""
 
     library = "requests"
 
     def __init__(self, base_url: str, session: requests.Session) -> None:
-        self._base = base_url.rstrip("/")
+        super().__init__(base_url)
         self.session = session
         self.concurrency = _pool_size(
             lambda: session.get_adapter(self._base + "/")._pool_maxsize  # type: ignore[attr-defined]
         )
-
-    def __repr__(self) -> str:
-        return "RequestsTransport({})".format(self._base)
 
     def send(self, job: Job, timeout: float) -> Response:
         import requests
@@ -136,31 +168,25 @@ class RequestsTransport(Transport):
                 stream=True,  # the body is read within the bounds (``_body``)
             )
             try:
-                body = _body(raw.raw, self._base, job, timeout, started)
+                body = _body(raw.raw, self, job, timeout, started)
             finally:
                 raw.close()
         except (requests.Timeout, urllib3.exceptions.TimeoutError):
-            raise _timed_out(self._base, job, timeout) from None
+            raise self._timed_out(job, timeout) from None
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
-            raise _unreachable(self._base, job, exc) from None
+            raise self._unreachable(exc) from None
         return Response(raw.status_code, {k.lower(): v for k, v in raw.headers.items()}, body)
 
-    def close(self) -> None:
-        """Leave the session open: it is the caller's, and may serve other code."""
 
-
-class Urllib3Transport(Transport):
+class Urllib3Transport(_CallerTransport):
     """Requests through a caller's ``urllib3.PoolManager``, as ec2-metadata 3.0 takes one."""
 
     library = "urllib3"
 
     def __init__(self, base_url: str, pool_manager: Any) -> None:
-        self._base = base_url.rstrip("/")
+        super().__init__(base_url)
         self.pool_manager = pool_manager
         self.concurrency = _pool_size(lambda: pool_manager.connection_pool_kw.get("maxsize", 1))
-
-    def __repr__(self) -> str:
-        return "Urllib3Transport({})".format(self._base)
 
     def send(self, job: Job, timeout: float) -> Response:
         import urllib3
@@ -177,24 +203,21 @@ class Urllib3Transport(Transport):
                 preload_content=False,  # the body is read within the bounds (``_body``)
             )
             try:
-                body = _body(raw, self._base, job, timeout, started)
+                body = _body(raw, self, job, timeout, started)
             except BaseException:
                 raw.close()  # a body left unread: the connection goes, not back to the pool
                 raise
             raw.release_conn()
         except urllib3.exceptions.NewConnectionError as exc:  # a ConnectTimeoutError too
-            raise _unreachable(self._base, job, exc) from None
+            raise self._unreachable(exc) from None
         except urllib3.exceptions.TimeoutError:
-            raise _timed_out(self._base, job, timeout) from None
+            raise self._timed_out(job, timeout) from None
         except urllib3.exceptions.HTTPError as exc:
-            raise _unreachable(self._base, job, exc) from None
+            raise self._unreachable(exc) from None
         return Response(raw.status, {k.lower(): v for k, v in raw.headers.items()}, body)
 
-    def close(self) -> None:
-        """Leave the pool manager open: it is the caller's."""
 
-
-def _body(raw: Any, base: str, job: Job, timeout: float, started: float) -> bytes:
+def _body(raw: Any, sender: _CallerTransport, job: Job, timeout: float, started: float) -> bytes:
     """The body of urllib3's ``raw`` answer, within what the standard-library transport allows.
 
     As the bytes came (no gzip or deflate decoded: IMDS sends none, and a
@@ -215,17 +238,13 @@ def _body(raw: Any, base: str, job: Job, timeout: float, started: float) -> byte
     total = 0
     while True:
         if time.monotonic() - started > timeout:
-            raise _timed_out(base, job, timeout)
+            raise sender._timed_out(job, timeout)
         chunk = read(65536)
         if not chunk:
             return b"".join(chunks)
         total += len(chunk)
         if total > MAX_BODY:
-            raise IMDSUnavailableError(
-                "IMDS at {} sent an unusable answer ({} {}): {}".format(
-                    base, job.method, job.path, BODY_TOO_LARGE
-                )
-            )
+            raise broken(sender.where, "sent an unusable answer", job, BODY_TOO_LARGE)
         chunks.append(chunk)
 
 
@@ -239,27 +258,6 @@ def _pool_size(read: Callable[[], Any]) -> int:
         return max(1, int(read()))
     except Exception:  # a pool we cannot read (a stand-in, another library): one at a time
         return 1
-
-
-def _timed_out(base: str, job: Job, timeout: float) -> IMDSError:
-    return IMDSTimeoutError(
-        "no answer from IMDS at {} within {:g}s ({} {})".format(base, timeout, job.method, job.path)
-    )
-
-
-def _unreachable(base: str, job: Job, exc: Exception) -> IMDSError:
-    """The failure in the words of the standard-library path ("Connection refused (...)")."""
-    from .wire import NOT_REACHED_HINT
-
-    cause = _socket_error(exc)
-    why = (
-        "{} ({})".format(cause.strerror, NOT_REACHED_HINT)
-        if cause is not None
-        else type(exc).__name__
-    )
-    return IMDSUnavailableError(
-        "cannot reach IMDS at {} ({} {}): {}".format(base, job.method, job.path, why)
-    )
 
 
 def _socket_error(exc: BaseException) -> Optional[OSError]:

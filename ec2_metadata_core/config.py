@@ -92,11 +92,6 @@ class Settings(NamedTuple):
         return self._replace(timeout=timeout, attempts=1, deadline=None)
 
 
-def host_port(host: str, port: int) -> str:
-    """``host:port`` for messages, an IPv6 address in brackets (``[fd00:ec2::254]:80``)."""
-    return "[{}]:{}".format(host, port) if ":" in host else "{}:{}".format(host, port)
-
-
 class _Profile(NamedTuple):
     """The active profile's section of the shared config file, and where it is (for errors)."""
 
@@ -201,23 +196,58 @@ def parse_number(name: str, value: Any, kind: type, low: float, high: float) -> 
     return number
 
 
-def _parse_endpoint(name: str, value: str) -> str:
+class Endpoint(NamedTuple):
+    """A base URL taken apart: what a transport connects to."""
+
+    https: bool
+    host: str  # an IPv6 address without its brackets
+    port: int  # 80 or 443 when the URL names none
+
+    def where(self) -> str:
+        """``host:port``, as messages name the endpoint (``[fd00:ec2::254]:80``)."""
+        return "{}:{}".format(self._bracketed(), self.port)
+
+    def host_header(self) -> str:
+        """The ``Host`` header: the host, and the port unless it is the scheme's own."""
+        if self.port == (443 if self.https else 80):
+            return self._bracketed()
+        return "{}:{}".format(self._bracketed(), self.port)
+
+    def _bracketed(self) -> str:
+        return "[{}]".format(self.host) if ":" in self.host else self.host
+
+
+def split_endpoint(url: str) -> Endpoint:
+    """``url`` taken apart; ValueError unless it is a base URL such as http://169.254.169.254.
+
+    http or https, a host, an optional port, no path, query or fragment (the
+    client adds ``/latest/...``); a trailing ``/`` is allowed.
+    """
     from urllib.parse import urlsplit
 
+    parts = urlsplit(url.rstrip("/"))
+    port = parts.port  # ValueError for a port that is not a number in 0..65535
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or port == 0
+        or parts.path
+        or parts.query
+        or parts.fragment
+    ):
+        raise ValueError("not a base URL: {!r}".format(url))
+    https = parts.scheme == "https"
+    return Endpoint(https, parts.hostname, port or (443 if https else 80))
+
+
+def _parse_endpoint(name: str, value: str) -> str:
     text = str(value).strip().rstrip("/")
     try:
-        parts = urlsplit(text)
-        # .port raises ValueError for a port that is not a number in 0..65535
-        port_ok = parts.port is None or parts.port > 0
-        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and port_ok
-        # The client adds /latest/...: a path, query or fragment here is a mistake.
-        valid = valid and not (parts.path or parts.query or parts.fragment)
+        split_endpoint(text)
     except ValueError:
-        valid = False
-    if not valid:
         raise ConfigError(
             "{} must be a base URL such as http://169.254.169.254, not {!r}".format(name, value)
-        )
+        ) from None
     return text
 
 

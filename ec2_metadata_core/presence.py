@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .client import NO_V2_STATUSES, IMDSClient
+from .client import IMDSClient
 from .errors import IMDSError, IMDSUnavailableError, MetadataDisabledError, TokenError
+from .tokens import NO_V2_STATUSES
 
 # The token request's answer on an instance whose IMDS is turned off.
 TURNED_OFF_STATUS = 403

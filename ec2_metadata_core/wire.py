@@ -14,17 +14,12 @@ thread instead cost some 40 % more CPU (handing the GIL between threads),
 and ``http.client`` on those threads twice as much (its header parsing goes
 through ``email``): every gather, and a watcher polling for hours, would pay.
 
-A transport raises nothing but our ``IMDSError``s, and marks on the ``Job``
-what the scheduler's congestion control needs to know: ``throttled`` when the
-service cut a fresh connection before any answer (a connection cap),
-``resent`` for each connect abandoned for a fresh SYN. ``Transport`` is the
-face of one that sends blocking (``compat``'s, over a caller's
-``requests.Session`` or ``urllib3.PoolManager``): the scheduler runs those on
-worker threads.
+It implements the contract in ``transport`` (``Job`` in, ``Done`` out, only
+our ``IMDSError``s raised), as ``compat``'s transports over a caller's HTTP
+library do; unlike them it offers an ``engine``, which the scheduler drives
+from its own thread instead of running blocking sends on worker threads.
 
-The HTTP/1.1 is our own and small: a request is a few header lines, and the
-parser reads only what IMDS sends (a status line, a few headers, a body
-framed by Content-Length; chunked and read-until-close are handled too).
+The HTTP/1.1 is our own and small (``http1``).
 ``StdlibTransport`` must stay standard library only: it runs inside an
 Ansible module payload and in Salt minions. The host is resolved once per
 transport, idle kept-alive connections are reused (the real service closes
@@ -36,24 +31,28 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import select
 import selectors
 import socket
 import threading
 import time
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
-from urllib.parse import quote
+from typing import Any, Dict, List, Optional, Tuple
 
-from .bounds import MAX_BODY, MAX_HEAD
-from .config import host_port
-from .errors import IMDSError, IMDSTimeoutError, IMDSUnavailableError
+from .config import split_endpoint
+from .errors import IMDSError, IMDSUnavailableError
+from .http1 import Malformed, ResponseParser, encode
+from .transport import (
+    Done,
+    Job,
+    Response,
+    SendOutcome,
+    Transport,
+    broken,
+    timed_out,
+    unreachable,
+    why_unreachable,
+)
 
-USER_AGENT = "ec2-metadata-core"
-# Said when an answer is refused for its size.
-BODY_TOO_LARGE = "body larger than {} KiB".format(MAX_BODY // 1024)
-# What a refused connection most likely means, said where it happens.
-NOT_REACHED_HINT = "not on EC2, or the metadata endpoint is wrong or turned off"
 # Idle kept-alive connections held for reuse (when the service keeps any).
 MAX_IDLE = 32
 # How long a connect may take before its SYN counts as dropped (a full listen
@@ -76,212 +75,6 @@ SYN_WAIT_CEILING = 1.0
 HEDGE_INITIAL = 0.25
 HEDGE_FLOOR = 0.1
 HEDGES_AT_ONCE = 2
-
-
-class Response(NamedTuple):
-    status: int
-    headers: Dict[str, str]  # names lower-cased
-    body: bytes
-
-    def __repr__(self) -> str:
-        # A body can be the session token, credentials or user data.
-        return "Response(status={}, headers={!r}, body=<{} bytes>)".format(
-            self.status, self.headers, len(self.body)
-        )
-
-
-class Job:
-    """One request, with the scheduler's bookkeeping riding along through retries.
-
-    A transport sets ``throttled`` (a fresh connection cut before any answer)
-    and counts ``resent`` (connects abandoned for a fresh SYN).
-    """
-
-    __slots__ = ("headers", "key", "method", "not_before", "path", "resent", "throttled", "tries")
-
-    def __init__(
-        self,
-        key: Any,
-        method: str,
-        path: str,
-        headers: Dict[str, str],
-        not_before: float = 0.0,
-        tries: int = 0,
-    ) -> None:
-        self.key = key
-        self.method = method
-        self.path = path
-        self.headers = headers
-        self.not_before = not_before
-        self.tries = tries
-        self.throttled = False
-        self.resent = 0
-
-
-# Strict forms: str.isdigit() and int() accept more than HTTP allows
-# (superscript digits, signs, underscores, spaces).
-_STATUS = re.compile(r"[1-9][0-9]{2}\Z")
-DIGITS = re.compile(r"[0-9]{1,16}\Z")  # also Retry-After (client.py)
-_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}\Z")
-
-
-class _Parser:
-    """Incremental parser of one response."""
-
-    def __init__(self, method: str) -> None:
-        self._buf = bytearray()
-        self._method = method
-        self.status = 0
-        self.headers: Dict[str, str] = {}
-        self._length: Optional[int] = None
-        self._chunked = False
-        self._chunks = bytearray()
-        self.keep_alive = True
-        self.started = False
-
-    def feed(self, data: bytes) -> Optional[Response]:
-        self._buf += data
-        self.started = True
-        while not self.status:
-            end = self._buf.find(b"\r\n\r\n")
-            if end < 0:
-                if len(self._buf) > MAX_HEAD:
-                    raise _Malformed("header block too large")
-                return None
-            self._head(bytes(self._buf[:end]))
-            del self._buf[: end + 4]
-        if self._length is not None:
-            if len(self._buf) < self._length:
-                return None
-            if len(self._buf) > self._length:
-                self.keep_alive = False  # bytes we did not ask for: do not reuse
-            return self._done(bytes(self._buf[: self._length]))
-        if self._chunked:
-            return self._dechunk()
-        if len(self._buf) > MAX_BODY:
-            raise _Malformed(BODY_TOO_LARGE)
-        return None  # framed by end of stream
-
-    def _head(self, block: bytes) -> None:
-        lines = block.decode("latin-1").split("\r\n")
-        parts = lines[0].split(" ", 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not _STATUS.match(parts[1]):
-            raise _Malformed("bad status line")
-        status = int(parts[1])
-        headers: Dict[str, str] = {}
-        for line in lines[1:]:
-            name, sep, value = line.partition(":")
-            if not sep:
-                raise _Malformed("bad header line")
-            headers[name.strip().lower()] = value.strip()
-        if 100 <= status < 200:
-            return  # interim answer; the real one follows
-        self.status = status
-        self.headers = headers
-        connection = headers.get("connection", "").lower()
-        self.keep_alive = parts[0] == "HTTP/1.1" and "close" not in connection
-        if self._method == "HEAD" or status in (204, 304):
-            self._length = 0
-        elif "chunked" in headers.get("transfer-encoding", "").lower():
-            self._chunked = True
-        elif "content-length" in headers:
-            length = headers["content-length"]
-            if not DIGITS.match(length):
-                raise _Malformed("bad Content-Length")
-            self._length = int(length)
-            if self._length > MAX_BODY:
-                raise _Malformed("Content-Length {} ({})".format(self._length, BODY_TOO_LARGE))
-        else:
-            self.keep_alive = False
-
-    def _dechunk(self) -> Optional[Response]:
-        while True:
-            line_end = self._buf.find(b"\r\n")
-            if line_end < 0:
-                return None
-            size_text = bytes(self._buf[:line_end]).split(b";", 1)[0].strip()
-            # int() alone would take "-6" (a negative size never consumes the
-            # buffer: an endless loop), "0x10" or "1_0".
-            if not _HEX.match(size_text):
-                raise _Malformed("bad chunk size")
-            size = int(size_text, 16)
-            if size > MAX_BODY:
-                raise _Malformed(BODY_TOO_LARGE)
-            if size == 0:
-                # The last chunk: done once the (usually empty) trailer has ended.
-                if self._buf.find(b"\r\n\r\n", line_end) < 0:
-                    return None
-                return self._done(bytes(self._chunks))
-            if len(self._buf) < line_end + 2 + size + 2:
-                return None
-            self._chunks += self._buf[line_end + 2 : line_end + 2 + size]
-            if len(self._chunks) > MAX_BODY:
-                raise _Malformed(BODY_TOO_LARGE)
-            del self._buf[: line_end + 2 + size + 2]
-
-    def eof(self) -> Response:
-        """The stream ended: a complete answer only if it was framed by the end."""
-        if self.status and self._length is None and not self._chunked:
-            self.keep_alive = False
-            return self._done(bytes(self._buf))
-        raise _Malformed("connection closed mid-response" if self.started else "")
-
-    def _done(self, body: bytes) -> Response:
-        return Response(self.status, self.headers, body)
-
-
-class _Malformed(Exception):
-    """Internal: the bytes on the wire are not a usable HTTP answer."""
-
-
-Outcome = Union[Response, IMDSError]
-# A request that ended: the job, its outcome, when it was sent.
-Done = Tuple[Job, Outcome, float]
-
-
-class Transport:
-    """Sends one request to ``base_url + job.path``, blocking; raises only our errors.
-
-    ``send`` runs on the scheduler's worker threads, several at once. A
-    transport that can keep many requests in flight itself offers
-    ``engine(timeout)`` too (see ``StdlibTransport``), which the scheduler
-    prefers.
-    """
-
-    # The caller's HTTP library, whose exceptions ec2-metadata users catch (see compat).
-    library: Optional[str] = None
-    # The most sends it takes at once (a caller's connection pool holds so
-    # many); None: as many as the scheduler allows.
-    concurrency: Optional[int] = None
-
-    def send(self, job: Job, timeout: float) -> Response:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Drop pooled connections (they are re-opened on demand)."""
-
-
-# Path characters sent as they are: visible ASCII. Anything else (a space, a
-# line break, non-ASCII from a listing entry) is percent-encoded, so no name
-# IMDS lists can break the request line; '%' stays, for paths already quoted.
-_PATH_SAFE = "".join(chr(code) for code in range(0x21, 0x7F))
-_PATH_UNSAFE = re.compile(r"[^\x21-\x7e]")
-
-
-def encode(host_header: str, job: Job) -> bytes:
-    path = job.path
-    if _PATH_UNSAFE.search(path):  # rare: spare every other request quote()'s cost
-        path = quote(path, safe=_PATH_SAFE)
-    lines = [
-        "{} {} HTTP/1.1".format(job.method, path),
-        "Host: " + host_header,
-        "User-Agent: " + USER_AGENT,
-        "Accept: */*",
-    ]
-    lines.extend("{}: {}".format(k, v) for k, v in job.headers.items())
-    if job.method in ("PUT", "POST"):
-        lines.append("Content-Length: 0")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
 class SynTimer:
@@ -326,19 +119,10 @@ class StdlibTransport(Transport):
     """Where to connect (resolved once), and kept-alive sockets shared by every thread."""
 
     def __init__(self, base_url: str) -> None:
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("not an http(s) URL: {!r}".format(base_url))
-        self.https = parts.scheme == "https"
-        self.host = parts.hostname
-        self.port = parts.port or (443 if self.https else 80)
-        host_text = "[{}]".format(self.host) if ":" in self.host else self.host
-        default_port = 443 if self.https else 80
-        self.host_header = (
-            host_text if self.port == default_port else "{}:{}".format(host_text, self.port)
-        )
+        endpoint = split_endpoint(base_url)  # ValueError unless a base URL
+        self.https, self.host, self.port = endpoint
+        self.host_header = endpoint.host_header()
+        self.where = endpoint.where()  # how messages name the endpoint
         self._address: Optional[Tuple[int, Any]] = None
         self.syn_timer = SynTimer()
         self.answer_timer = SynTimer(HEDGE_INITIAL, HEDGE_FLOOR, float("inf"))
@@ -350,14 +134,9 @@ class StdlibTransport(Transport):
         scheme = "https" if self.https else "http"
         return "StdlibTransport({}://{})".format(scheme, self.host_header)
 
-    def describe(self) -> str:
-        return host_port(self.host, self.port)
-
     def unreachable(self, exc: BaseException) -> IMDSUnavailableError:
         """The one-line error for whatever connecting raised (refused, DNS, IDNA, TLS)."""
-        return IMDSUnavailableError(
-            "cannot reach IMDS at {}: {}".format(self.describe(), _why(exc, self.https))
-        )
+        return unreachable(self.where, why_unreachable(exc, self.https))
 
     def engine(self, timeout: float) -> Engine:
         """Many requests in flight from the calling thread (see ``Engine``)."""
@@ -474,7 +253,7 @@ class _InFlight:
         self.connect_began = 0.0
         self.connect_by = 0.0
         self.out = b""
-        self.parser = _Parser(job.method)
+        self.parser = ResponseParser(job.method)
         self.sent_at = 0.0
         self.hedge_at = _NEVER
         self.hedged = False  # sent twice: its answer time says nothing (Karn)
@@ -613,7 +392,7 @@ class Engine:
             self.poller.forget(fd, closing)
             del self.active[fd]
 
-    def _settle(self, flight: _InFlight, outcome: Optional[Outcome], keep: bool) -> None:
+    def _settle(self, flight: _InFlight, outcome: Optional[SendOutcome], keep: bool) -> None:
         twin = flight.twin
         if twin is not None and outcome is not None:
             # One copy of a hedged request ended: an answer is the request's and
@@ -745,7 +524,7 @@ class Engine:
             # A kept-alive socket the service had closed: try a fresh one.
             self._settle(flight, None, False)
             self.transport.close()  # its idle siblings are as stale as it was
-            flight.parser = _Parser(flight.job.method)
+            flight.parser = ResponseParser(flight.job.method)
             flight.out = encode(self.transport.host_header, flight.job)
             self._connect(flight)
             return
@@ -775,7 +554,7 @@ class Engine:
                 self._settle(flight, parser.eof(), False)
                 return
             response = parser.feed(data)
-        except _Malformed as exc:
+        except Malformed as exc:
             if not str(exc) and not parser.started:
                 self._lost(flight, ConnectionResetError(errno.ECONNRESET, "connection closed"))
                 return
@@ -811,45 +590,15 @@ class Engine:
         self._connect(twin)
 
     def _failed(self, what: str, flight: _InFlight, why: str) -> IMDSError:
-        job = flight.job
-        return IMDSUnavailableError(
-            "IMDS at {} {} ({} {}): {}".format(
-                self.transport.describe(), what, job.method, job.path, why
-            )
-        )
+        return broken(self.transport.where, what, flight.job, why)
 
     def _timed_out(self, flight: _InFlight) -> IMDSError:
-        job = flight.job
-        what = "could not connect to" if flight.state == _CONNECTING else "no answer from"
-        return IMDSTimeoutError(
-            "{} IMDS at {} within {:g}s ({} {})".format(
-                what,
-                self.transport.describe(),
-                round(flight.deadline - flight.began, 3),
-                job.method,
-                job.path,
-            )
-        )
+        seconds = round(flight.deadline - flight.began, 3)
+        return timed_out(self.transport.where, flight.state == _CONNECTING, seconds, flight.job)
 
 
 def _os_error(code: int) -> OSError:
     return OSError(code, os.strerror(code))
-
-
-def _why(exc: BaseException, https: bool) -> str:
-    """The cause of a failed connect, and what it most likely means, for one line."""
-    import ssl
-
-    if isinstance(exc, ssl.SSLError):
-        hint = "IMDS speaks plain HTTP: use an http:// endpoint" if https else NOT_REACHED_HINT
-        return "TLS handshake failed: {} ({})".format(exc.reason or type(exc).__name__, hint)
-    if isinstance(exc, socket.gaierror):
-        reason = "cannot resolve the host name: {}".format(exc.strerror or type(exc).__name__)
-    elif isinstance(exc, OSError):
-        reason = exc.strerror or str(exc) or type(exc).__name__
-    else:  # the IDNA codec refusing a host name, a port out of range
-        reason = "invalid host name or port: {}".format(str(exc).split("\n", 1)[0])
-    return "{} ({})".format(reason, NOT_REACHED_HINT)
 
 
 def _reason(exc: BaseException) -> str:
@@ -857,4 +606,4 @@ def _reason(exc: BaseException) -> str:
     return " ".join(str(text).split()) or type(exc).__name__
 
 
-__all__ = ["Engine", "Job", "Response", "StdlibTransport", "Transport"]
+__all__ = ["Engine", "StdlibTransport"]

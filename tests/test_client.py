@@ -25,6 +25,7 @@ import requests
 import responses
 
 import ec2_metadata_core.client as client_module
+import ec2_metadata_core.tokens as tokens_module
 from ec2_metadata_core import (
     EC2Metadata,
     IMDSClient,
@@ -37,9 +38,10 @@ from ec2_metadata_core import (
     TokenError,
     TokenTimeoutError,
 )
-from ec2_metadata_core.client import busy_tries
+from ec2_metadata_core.pacing import RETRY_QUOTA, RETRY_SHARE, busy_tries
 from ec2_metadata_core.simulator import Simulator
-from ec2_metadata_core.wire import Job, Response, StdlibTransport, Transport
+from ec2_metadata_core.transport import Job, Response, Transport
+from ec2_metadata_core.wire import StdlibTransport
 
 # responses intercepts before any socket; a loopback URL keeps even a
 # misconfigured mock on this machine.
@@ -81,6 +83,7 @@ def no_sleep(monkeypatch: pytest.MonkeyPatch) -> List[float]:
     clock = SkippingClock()
     monkeypatch.setattr(random, "uniform", lambda low, high: high)
     monkeypatch.setattr(client_module, "time", clock)
+    monkeypatch.setattr(tokens_module, "time", clock)  # the token's lifetime runs on it too
     return clock.pauses
 
 
@@ -267,7 +270,7 @@ def test_retries_of_a_pass_share_one_quota(
     got = client.fetch(paths)
     assert all(isinstance(got[path], IMDSHTTPError) for path in paths)
     gets = len([c for c in mock.calls if c.request.method == "GET"])
-    retries = client_module.RETRY_QUOTA + client_module.RETRY_SHARE * len(paths)
+    retries = RETRY_QUOTA + RETRY_SHARE * len(paths)
     assert retries < len(paths) * (busy_tries(10) - 1)
     assert gets == len(paths) + retries
 
@@ -377,6 +380,7 @@ class SlowTransport(Transport):
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     fake = FakeClock()
     monkeypatch.setattr(client_module, "time", fake)
+    monkeypatch.setattr(tokens_module, "time", fake)  # the token's lifetime runs on it too
     monkeypatch.setattr(random, "uniform", lambda low, high: high)
     return fake
 
@@ -588,6 +592,105 @@ def test_get_many_shares_the_token(imds_simulator: Simulator) -> None:
     assert imds_simulator.stats.token_requests == 1
 
 
+class DelayedTransport(Transport):
+    """Answers the token at once; each GET with its path's (status, seconds to wait)."""
+
+    def __init__(self, answers: Dict[str, Tuple[int, float]]) -> None:
+        self.answers = answers
+
+    def send(self, job: Job, timeout: float) -> Response:
+        if job.method == "PUT":
+            return Response(200, {TTL_HEADER.lower(): "21600"}, b"tok")
+        status, delay = self.answers[job.path]
+        time.sleep(delay)
+        return Response(status, {}, b"body")
+
+
+def test_get_many_raises_the_first_failing_path_in_the_order_asked() -> None:
+    transport = DelayedTransport(
+        {
+            "/latest/meta-data/ami-id": (200, 0.0),
+            "/latest/meta-data/instance-id": (403, 0.3),  # asked before, fails last
+            "/latest/meta-data/mac": (403, 0.0),
+        }
+    )
+    client = IMDSClient(transport=transport, endpoint=URL, attempts=1)
+    with pytest.raises(IMDSHTTPError) as caught:
+        client.get_many(["meta-data/ami-id", "meta-data/instance-id", "meta-data/mac"])
+    assert caught.value.path == "/latest/meta-data/instance-id"
+
+
+def test_get_many_returns_the_bodies_in_the_order_asked() -> None:
+    transport = DelayedTransport(
+        {"/latest/meta-data/ami-id": (200, 0.3), "/latest/meta-data/mac": (200, 0.0)}
+    )
+    client = IMDSClient(transport=transport, endpoint=URL)
+    got = client.get_many(["meta-data/ami-id", "meta-data/mac"])
+    assert list(got) == ["meta-data/ami-id", "meta-data/mac"]
+
+
+# -- a token that runs out during a read: renewed within the same pass ------------------
+
+FIVE_PATHS = {
+    "meta-data/instance-id": b"i-0123456789abcdef0",
+    "meta-data/instance-type": b"m5.large",
+    "meta-data/mac": b"02:1a:2b:3c:4d:5e",
+    "meta-data/ami-id": b"ami-0a1b2c3d4e5f67890",
+    "meta-data/hostname": b"ip-10-0-1-23.eu-central-1.compute.internal",
+}
+
+
+@pytest.fixture
+def pass_depth(monkeypatch: pytest.MonkeyPatch) -> List[int]:
+    """[passes running now, the most ever at once] over IMDSClient._run, in any thread."""
+    depth = [0, 0]
+    real = IMDSClient._run
+
+    def counted(self: IMDSClient, *args: Any) -> None:
+        depth[0] += 1
+        depth[1] = max(depth)
+        try:
+            real(self, *args)
+        finally:
+            depth[0] -= 1
+
+    monkeypatch.setattr(IMDSClient, "_run", counted)
+    return depth
+
+
+def test_a_token_that_runs_out_mid_read_is_renewed_within_the_pass(
+    imds_simulator: Simulator, pass_depth: List[int]
+) -> None:
+    # A 1 s token, 250 ms a request, one at a time: the token runs out
+    # after the fourth request leaves, a second before the last has.
+    imds_simulator.token_ttl_cap = 1
+    imds_simulator.latency = 0.25
+    client = EC2Metadata(max_concurrency=1).client
+    assert client.fetch(FIVE_PATHS) == FIVE_PATHS
+    assert pass_depth[1] == 1  # the renewal ran no pass inside the read's
+    stats = imds_simulator.stats
+    assert stats.token_requests == 2  # the first token, and one renewal
+    assert stats.by_status[401] == 0  # renewed ahead of expiry, not after a refusal
+
+
+def test_threads_whose_token_runs_out_share_one_renewal(imds_simulator: Simulator) -> None:
+    imds_simulator.token_ttl_cap = 1
+    imds_simulator.latency = 0.25
+    client = EC2Metadata(max_concurrency=1).client
+    results: List[Dict[str, Any]] = []
+
+    def read() -> None:
+        results.append(client.fetch(FIVE_PATHS))
+
+    threads = [threading.Thread(target=read) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert results == [FIVE_PATHS, FIVE_PATHS]
+    assert imds_simulator.stats.token_requests == 2  # one first token, one renewal
+
+
 # -- secrets -----------------------------------------------------------------
 
 
@@ -768,7 +871,7 @@ def test_a_dropped_syn_is_sent_again_after_the_measured_wait_not_a_fixed_one() -
             transport = StdlibTransport("http://127.0.0.1:{}".format(listener.getsockname()[1]))
             transport.syn_timer.measured(0.0004)
             engine = transport.engine(0.15)
-            job = Job(None, "GET", "/latest/meta-data/ami-id", {})
+            job = Job("GET", "/latest/meta-data/ami-id", {})
             engine.submit(job, time.monotonic())
             finished: List[Any] = []
             while not finished:

@@ -217,6 +217,24 @@ def test_pool_manager_tags_off_and_refused_port(sim: Simulator) -> None:
     assert "cannot reach IMDS" in str(error)
 
 
+def test_a_refused_connect_is_worded_alike_on_every_transport() -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    url = "http://127.0.0.1:{}".format(port)
+    faces = {
+        "standard library": EC2Metadata(endpoint=url, attempts=1),
+        "requests": EC2Metadata(requests.Session(), endpoint=url, attempts=1),  # type: ignore[arg-type]
+        "urllib3": EC2Metadata(pool_manager=urllib3.PoolManager(), endpoint=url, attempts=1),
+    }
+    said = {face: str(raised(metadata, "instance_id")) for face, metadata in faces.items()}
+    expected = (
+        "cannot reach IMDS at 127.0.0.1:{}: Connection refused "
+        "(not on EC2, or the metadata endpoint is wrong or turned off)".format(port)
+    )
+    assert said == dict.fromkeys(faces, expected)
+
+
 def test_session_and_pool_manager_together_are_refused() -> None:
     with pytest.raises(ConfigError, match="not both"):
         EC2Metadata(requests.Session(), pool_manager=urllib3.PoolManager())

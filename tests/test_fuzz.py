@@ -2,7 +2,7 @@
 
 IMDS is trusted, but the bytes reaching the client pass proxies, containers
 and bugs: whatever arrives, a parser returns a value or raises the package's
-own error (``IMDSError``; ``wire._Malformed`` inside the HTTP reader, which
+own error (``IMDSError``; ``http1.Malformed`` inside the HTTP reader, which
 the exchange turns into one), and a value it returns can be written out as
 JSON again. Examples are bounded so the file runs in a few seconds.
 """
@@ -22,12 +22,13 @@ from ec2_metadata_core import (
     IMDSError,
     MalformedResponseError,
     SpotInstanceAction,
+    http1,
     model,
     parse,
-    wire,
 )
 from ec2_metadata_core.flat import IDENTIFIER, flatten, flatten_with_paths, to_env
 from ec2_metadata_core.snapshot import to_json, user_data_json
+from ec2_metadata_core.transport import Response
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # For properties whose examples are bigger structures.
@@ -281,19 +282,19 @@ def test_spot_actions_are_read_or_malformed(action: str, time: Any) -> None:
 
 # -- the HTTP response reader ----------------------------------------------------------
 
-Outcome = Union[wire.Response, wire._Malformed, None]
+ReadResult = Union[Response, http1.Malformed, None]
 
 
-def read(chunks: List[bytes], method: str = "GET", close: bool = True) -> Outcome:
+def read(chunks: List[bytes], method: str = "GET", close: bool = True) -> ReadResult:
     """Feed ``chunks`` as recv() would hand them; then the end of the stream, if ``close``."""
-    parser = wire._Parser(method)
+    parser = http1.ResponseParser(method)
     try:
         for chunk in chunks:
             response = parser.feed(chunk)
             if response is not None:
                 return response
         return parser.eof() if close else None
-    except wire._Malformed as exc:
+    except http1.Malformed as exc:
         return exc
 
 
@@ -303,8 +304,8 @@ def split(data: bytes, cuts: List[int]) -> List[bytes]:
     return [data[a:b] for a, b in zip(edges, edges[1:]) if b > a] or [b""]
 
 
-def same(one: Outcome, other: Outcome) -> bool:
-    if isinstance(one, wire.Response) and isinstance(other, wire.Response):
+def same(one: ReadResult, other: ReadResult) -> bool:
+    if isinstance(one, Response) and isinstance(other, Response):
         return (one.status, one.headers, one.body) == (other.status, other.headers, other.body)
     return type(one) is type(other)
 
@@ -356,9 +357,9 @@ def test_well_formed_answers_read_back_however_they_arrive(
     data, status, body = answer
     got = read(split(data, cuts))
     if 100 <= status < 200:
-        assert got is not None and not isinstance(got, wire.Response)  # only interim answers
+        assert got is not None and not isinstance(got, Response)  # only interim answers
         return
-    assert isinstance(got, wire.Response), got
+    assert isinstance(got, Response), got
     assert got.status == status
     expected_body = b"" if status in (204, 304) else body
     assert got.body == expected_body
@@ -377,7 +378,7 @@ def test_any_bytes_give_an_answer_nothing_yet_or_malformed(
     data: bytes, cuts: List[int], method: str, close: bool
 ) -> None:
     got = read(split(data, cuts), method, close)
-    assert got is None or isinstance(got, (wire.Response, wire._Malformed))
+    assert got is None or isinstance(got, (Response, http1.Malformed))
     assert same(got, read([data], method, close))  # however the bytes were cut
 
 

@@ -51,7 +51,8 @@ from ec2_metadata_core.sensitive import (
 )
 from ec2_metadata_core.simulator import Simulator
 from ec2_metadata_core.snapshot import snapshot, snapshot_keys
-from ec2_metadata_core.wire import Job, StdlibTransport
+from ec2_metadata_core.transport import Job
+from ec2_metadata_core.wire import StdlibTransport
 from saltext.imds_ec2 import ec2 as grains_impl
 
 ROLE_CREDENTIALS = "/latest/meta-data/iam/security-credentials/web-app-role"
@@ -336,7 +337,7 @@ def test_library_logs_errors_and_reprs_hold_no_secret(
     assert all(isinstance(i, NetworkInterface) for i in interfaces)
     assert all(isinstance(k, PublicKey) for k in keys)
     token_answer = client.transport.send(
-        Job(None, "PUT", "/latest/api/token", {"X-aws-ec2-metadata-token-ttl-seconds": "60"}), 1.0
+        Job("PUT", "/latest/api/token", {"X-aws-ec2-metadata-token-ttl-seconds": "60"}), 1.0
     )
     assert token_answer.body.decode() in issued_tokens(sim)  # a Response holding a token
     things: List[Any] = [

@@ -133,6 +133,10 @@ def test_client_keywords_go_through_from_mapping() -> None:
 CLIENT_SIDE = {
     "ec2_metadata_core/config.py",
     "ec2_metadata_core/client.py",
+    "ec2_metadata_core/pacing.py",
+    "ec2_metadata_core/tokens.py",
+    "ec2_metadata_core/transport.py",
+    "ec2_metadata_core/workers.py",
     "ec2_metadata_core/wire.py",
     "ec2_metadata_core/compat.py",
 }
