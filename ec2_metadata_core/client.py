@@ -33,7 +33,6 @@ from typing import (
     Deque,
     Dict,
     Iterable,
-    Iterator,
     List,
     Optional,
     Set,
@@ -365,10 +364,9 @@ class IMDSClient:
                 for job, outcome, sent_at in sender.collect(wait):
                     in_flight -= 1
                     result = self._answered(window, job, outcome, sent_at, quota)
-                    if isinstance(result, Job):
-                        queue.add((result,), first=True)
-                    else:
-                        queue.add(finish(job, result), first=True)
+                    further = (result,) if isinstance(result, Job) else finish(job, result)
+                    if further:  # most answers reveal nothing: no queue work for them
+                        queue.add(further, first=True)
         finally:
             token.close()
             # A pass held down by its own limit (the token PUT: one request)
@@ -507,12 +505,14 @@ class IMDSClient:
         quota = RetryQuota()
         received = [0]  # bytes of the bodies of this pass, against MAX_PASS_BYTES
 
-        def jobs_for(new_paths: Iterable[str]) -> Iterator[Job]:
+        def jobs_for(new_paths: Iterable[str]) -> List[Job]:
+            jobs = []
             for path in new_paths:
                 if path not in queued:
                     queued.add(path)
                     quota.grow()
-                    yield Job("GET", "/latest/" + path, _NO_HEADERS, path, needs_token)
+                    jobs.append(Job("GET", "/latest/" + path, _NO_HEADERS, path, needs_token))
+            return jobs
 
         def settle(job: Job, outcome: SendOutcome) -> Iterable[Job]:
             path = job.key

@@ -29,6 +29,7 @@ never touches the connections it inherited.
 
 from __future__ import annotations
 
+import _socket
 import errno
 import os
 import select
@@ -84,13 +85,14 @@ class SynTimer:
     first SYN (Karn: one that needed a fresh SYN says nothing about the round
     trip); ``wait(resends)`` is SRTT + 4 RTTVAR within ``floor`` and
     ``ceiling``, doubled for each fresh SYN the connect already needed (TCP's
-    back-off: a service dropping SYNs is not helped by more). The same
-    estimate over answer times gives the wait before a hedged request.
-    Shared by a transport's engines without a lock: a lost update only
-    skips one sample.
+    back-off: a service dropping SYNs is not helped by more); ``current`` is
+    ``wait(0)``, kept up to date by each measurement (every request reads it,
+    twice). The same estimate over answer times gives the wait before a
+    hedged request. Shared by a transport's engines without a lock: a lost
+    update only skips one sample.
     """
 
-    __slots__ = ("ceiling", "floor", "initial", "rttvar", "srtt")
+    __slots__ = ("ceiling", "current", "floor", "initial", "rttvar", "srtt")
 
     def __init__(
         self,
@@ -101,6 +103,7 @@ class SynTimer:
         self.initial, self.floor, self.ceiling = initial, floor, ceiling
         self.srtt: Optional[float] = None
         self.rttvar = 0.0
+        self.current = self.wait()
 
     def measured(self, seconds: float) -> None:
         if self.srtt is None:
@@ -108,6 +111,7 @@ class SynTimer:
         else:
             self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - seconds)
             self.srtt = 0.875 * self.srtt + 0.125 * seconds
+        self.current = min(self.ceiling, max(self.floor, self.srtt + 4.0 * self.rttvar))
 
     def wait(self, resends: int = 0) -> float:
         base = self.initial if self.srtt is None else self.srtt + 4.0 * self.rttvar
@@ -126,7 +130,7 @@ class StdlibTransport(Transport):
         self._address: Optional[Tuple[int, Any]] = None
         self.syn_timer = SynTimer()
         self.answer_timer = SynTimer(HEDGE_INITIAL, HEDGE_FLOOR, float("inf"))
-        self._idle: List[socket.socket] = []
+        self._idle: List[_socket.socket] = []
         self._lock = threading.Lock()
         self._pid = os.getpid()
 
@@ -156,7 +160,7 @@ class StdlibTransport(Transport):
             raise outcome
         return outcome
 
-    def idle(self) -> Optional[socket.socket]:
+    def idle(self) -> Optional[_socket.socket]:
         if not self._idle:  # the usual case (Connection: close): no lock, no getpid()
             return None
         with self._lock:
@@ -175,7 +179,7 @@ class StdlibTransport(Transport):
             for sock in idle:
                 sock.close()
 
-    def open(self) -> socket.socket:
+    def open(self) -> _socket.socket:
         """A non-blocking socket whose connect is under way; raises IMDSUnavailableError."""
         if self._address is None:
             try:  # resolved once: a literal address (the usual endpoint) costs nothing
@@ -185,8 +189,11 @@ class StdlibTransport(Transport):
             self._address = (found[0][0], found[0][4])
         family, address = self._address
         try:
-            # Non-blocking from birth where the system allows (one syscall less a request).
-            sock = socket.socket(family, socket.SOCK_STREAM | _NONBLOCK)
+            # Non-blocking from birth where the system allows (one syscall less a
+            # request). TLS wraps a socket.socket; plain HTTP needs none of its
+            # Python layer, which a watcher would pay for at every request.
+            kind = socket.socket if self.https else _socket.socket
+            sock = kind(family, socket.SOCK_STREAM | _NONBLOCK)
         except OSError as exc:
             raise self.unreachable(exc) from None
         if not _NONBLOCK:
@@ -203,7 +210,7 @@ class StdlibTransport(Transport):
             raise self.unreachable(_os_error(code))
         return sock
 
-    def release(self, sock: socket.socket) -> None:
+    def release(self, sock: _socket.socket) -> None:
         with self._lock:
             self._own()
             if len(self._idle) < MAX_IDLE:
@@ -295,13 +302,14 @@ class _Poller:
         elif self._selector is not None:
             self._selector.unregister(fd)
 
-    def wait(self, timeout: float) -> List[int]:
-        """The descriptors ready within ``timeout`` seconds."""
+    def wait(self, timeout: float) -> List[Tuple[int, int]]:
+        """(descriptor, events) of those ready within ``timeout`` seconds."""
         if self._epoll is not None:
-            return [ready[0] for ready in self._epoll.poll(timeout)]
+            ready: List[Tuple[int, int]] = self._epoll.poll(timeout)
+            return ready
         if self._selector is None:  # closed
             return []
-        return [ready[0].fd for ready in self._selector.select(timeout)]
+        return [(key.fd, events) for key, events in self._selector.select(timeout)]
 
     def close(self) -> None:
         if self._epoll is not None:
@@ -346,18 +354,23 @@ class Engine:
     def collect(self, wait: Optional[float]) -> List[Done]:
         """Requests that ended, after at most ``wait`` seconds (``None``: until one does)."""
         if not self.finished and self.active:
-            due = min(
-                min(f.connect_by if f.state == _CONNECTING else f.hedge_at, f.deadline)
-                for f in self.active.values()
-            )
+            due = _NEVER  # the first flight due for a fresh SYN, a hedge or its deadline
+            for f in self.active.values():
+                at = f.connect_by if f.state == _CONNECTING else f.hedge_at
+                if f.deadline < at:
+                    at = f.deadline
+                if at < due:
+                    due = at
             until = due - time.monotonic()
             wait = until if wait is None else min(wait, until)
             # The flights first: stepping one may settle another, or reuse its descriptor.
-            ready = [(fd, self.active.get(fd)) for fd in self.poller.wait(max(0.0, wait))]
+            ready = [(fd, self.active.get(fd)) for fd, _ in self.poller.wait(max(0.0, wait))]
             for fd, woken in ready:
                 if woken is not None and self.active.get(fd) is woken:
                     self._step(woken)
-            self._overdue(time.monotonic())
+            now = time.monotonic()
+            if now >= due:  # else no flight is due: one stepped now is due later still
+                self._overdue(now)
         finished, self.finished = self.finished, []
         return finished
 
@@ -421,7 +434,9 @@ class Engine:
             self._settle(flight, exc, False)
             return
         flight.reused, flight.state = False, _CONNECTING
-        wait = min(self.transport.syn_timer.wait(flight.job.resent), self.timeout / 2.0)
+        resent = flight.job.resent
+        syn_timer = self.transport.syn_timer
+        wait = min(syn_timer.wait(resent) if resent else syn_timer.current, self.timeout / 2.0)
         flight.connect_began = now = time.monotonic()
         flight.connect_by = now + wait
         if not self.transport.https:
@@ -515,7 +530,7 @@ class Engine:
         flight.state = _RECEIVING
         flight.sent_at = now = time.monotonic()
         if flight.job.method == "GET" and not flight.hedged:
-            flight.hedge_at = now + self.transport.answer_timer.wait()
+            flight.hedge_at = now + self.transport.answer_timer.current
         self._watch(flight, selectors.EVENT_READ)
 
     def _lost(self, flight: _InFlight, exc: BaseException) -> None:
@@ -536,8 +551,9 @@ class Engine:
         sock = flight.sock
         try:
             data = sock.recv(65536)
-            while data and getattr(sock, "pending", lambda: 0)():
-                data += sock.recv(65536)
+            if self.transport.https:  # TLS: what it decrypted and holds is ours too
+                while data and sock.pending():
+                    data += sock.recv(65536)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
