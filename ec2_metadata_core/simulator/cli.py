@@ -51,8 +51,9 @@ def _loopback(host: str) -> bool:
 
 def serve(args: argparse.Namespace) -> int:
     """Serve until SIGINT/SIGTERM; 0 on a clean stop, 2 on bad input."""
+    from .faults import Fault
     from .scenarios import scenario
-    from .server import Fault, Simulator  # keep `--help` and argument errors fast
+    from .server import Simulator  # keep `--help` and argument errors fast
 
     try:
         sim = Simulator(
