@@ -247,16 +247,18 @@ class NoticeControls(InstanceProtocol):
         if not self.control:
             return 404, _json({"error": "not found"})
         host = str(peer[0]) if isinstance(peer, tuple) and peer else ""
-        if not _loopback(host.split("%")[0]):
+        if not is_loopback(host.split("%")[0]):
             return 403, _json({"error": "simulator control is served to loopback peers only"})
         fields = fields or {}
-        if not _loopback(_hostname(fields.get("host", ""))):
+        if not is_loopback(_hostname(fields.get("host", ""))):
             return 403, _json(
                 {"error": "simulator control needs a loopback Host (127.0.0.1, localhost, [::1])"}
             )
         origin = fields.get("origin")
         cross_site = fields.get("sec-fetch-site", "none") not in ("none", "same-origin")
-        if cross_site or (origin is not None and not _loopback(_hostname(urlsplit(origin).netloc))):
+        if cross_site or (
+            origin is not None and not is_loopback(_hostname(urlsplit(origin).netloc))
+        ):
             return 403, _json({"error": "simulator control is not served to other sites"})
         if method != "POST":
             return 405, _json({"error": "use POST"})
@@ -291,7 +293,7 @@ def _hostname(authority: str) -> str:
     return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
 
 
-def _loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     """A loopback address, or ``localhost`` (which no one else's DNS can answer for)."""
     if host.lower().rstrip(".") == "localhost":
         return True
