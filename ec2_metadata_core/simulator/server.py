@@ -516,7 +516,7 @@ class Simulator(NoticeControls, InstanceProtocol, FaultsAndLimits):
         self._server = self._thread = None
         self._stopping.set()
         server.shutdown()
-        if thread is not None:
+        if thread is not None and thread.ident is not None:  # None: Ctrl-C came before it ran
             thread.join(1.0)
         server.server_close()
         server.close_all(timeout=1.0)
