@@ -254,8 +254,9 @@ def _get_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _get(metadata: EC2Metadata, args: argparse.Namespace) -> int:
-    from .model import declared
-    from .snapshot import SECRET_KEYS, USER_DATA_KEY, snapshot, snapshot_keys, to_json
+    from .lazy import declared
+    from .sensitive import SECRET_KEYS, USER_DATA_KEY
+    from .snapshot import snapshot, snapshot_keys, to_json
 
     name: str = args.name
     names = snapshot_keys(True, True)
@@ -372,7 +373,7 @@ def _close(name: str, names: Iterable[str]) -> str:
 
 def _unknown(name: str, names: Sequence[str]) -> str:
     """An unknown name, with the attribute that reads the IMDS path of that name, if any."""
-    from .model import declared
+    from .lazy import declared
 
     kebab = name.replace("_", "-")
     # `local-ipv4` is IMDS's name of the attribute `private_ipv4`.
@@ -410,7 +411,8 @@ def _imds(metadata: EC2Metadata, args: argparse.Namespace) -> int:
     and exit 1 (3.0: a traceback), and mappings and lists print as JSON (3.0:
     Python's repr); naming a secret or the user data is asking for it.
     """
-    from .snapshot import SECRET_KEYS, USER_DATA_KEY, snapshot, snapshot_keys
+    from .sensitive import SECRET_KEYS, USER_DATA_KEY
+    from .snapshot import snapshot, snapshot_keys
 
     names: List[str] = [args.name] if args.imds_command == "get" else args.names
     valid = snapshot_keys(True, True)

@@ -22,7 +22,7 @@ from ec2_metadata_core import (
     IMDSError,
     MalformedResponseError,
     SpotInstanceAction,
-    model,
+    documents,
     parse,
     wire,
 )
@@ -91,9 +91,9 @@ JSON_READERS: List[Callable[[str, Optional[bytes]], Any]] = [
     parse.json_document,
     parse.optional_json_object,
     parse.json_list,
-    model._iam_info,
-    model._identity_document,
-    model._spot_action,
+    documents.iam_info,
+    documents.identity_document,
+    documents.spot_action,
 ]
 
 
@@ -127,7 +127,7 @@ def test_identity_fields_are_strings_or_malformed(document: Dict[str, Any]) -> N
     body = json.dumps(document).encode("utf-8")
     for key in ("region", "accountId"):
         try:
-            value = model._field(PATH, model._identity_document(PATH, body), key)
+            value = documents.string_field(PATH, documents.identity_document(PATH, body), key)
         except MalformedResponseError:
             assert not isinstance(document.get(key), str)
         else:
@@ -270,7 +270,7 @@ def test_timestamps_read_back_the_moment_written(moment: dt.datetime, zulu: bool
 def test_spot_actions_are_read_or_malformed(action: str, time: Any) -> None:
     body = json.dumps({"action": action, "time": time}).encode("utf-8")
     try:
-        notice = model._spot_action(PATH, body)
+        notice = documents.spot_action(PATH, body)
     except MalformedResponseError:
         return
     assert isinstance(notice, SpotInstanceAction)
