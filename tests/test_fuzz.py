@@ -26,6 +26,7 @@ from ec2_metadata_core import (
     parse,
     wire,
 )
+from ec2_metadata_core.errors import FormatError
 from ec2_metadata_core.flat import IDENTIFIER, flatten, flatten_with_paths, to_env
 from ec2_metadata_core.snapshot import to_json, user_data_json
 
@@ -412,5 +413,10 @@ def test_flattening_loses_nothing_and_names_are_identifiers(
     assert {path: value for path, value in flat.values()} == expected
     assert flatten_with_paths(dict(reversed(list(snap.items()))), root) == flat
     values = flatten(snap, root)
+    texts = ["\n".join(map(str, v)) if isinstance(v, list) else str(v) for v in values.values()]
+    if any("\0" in text for text in texts):  # no shell variable can carry a NUL: refused
+        with pytest.raises(FormatError, match="NUL"):
+            to_env(values, "ec2_")
+        return
     env = to_env(values, "ec2_")
     assert all("export ec2_{}=".format(key) in env for key in values)
