@@ -211,7 +211,7 @@ def minion(scratch: Path, name: str, ec2_metadata: Dict[str, Any]) -> Minion:
     confdir = write_local_minion(root, "bench-minion", ec2_metadata)
     negative: Optional[Path] = None
     try:
-        from saltext.imds_ec2 import negative as memo
+        from saltext.imds_ec2 import presence_cache as memo
 
         where = memo.path_in(str(root / "cache"))
         negative = Path(where) if where else None

@@ -17,6 +17,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .client import IMDSClient
     from .config import Settings
+    from .documents import (
+        IamInfoDict,
+        IamSecurityCredentialsDict,
+        InstanceIdentityDocumentDict,
+        SpotInstanceAction,
+    )
     from .errors import (
         ConfigError,
         IdentityVerificationError,
@@ -32,18 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
         TokenError,
         TokenTimeoutError,
     )
-    from .model import (
-        EC2Metadata,
-        IamInfoDict,
-        IamSecurityCredentialsDict,
-        InstanceIdentityDocumentDict,
-        InstanceTags,
-        NetworkInterface,
-        PublicKey,
-        SpotInstanceAction,
-    )
-
-    ec2_metadata: EC2Metadata
+    from .model import EC2Metadata, InstanceTags, NetworkInterface, PublicKey, ec2_metadata
 
 __all__ = [
     "ConfigError",
@@ -98,15 +93,16 @@ _HOMES: Dict[str, str] = {
     ),
     **dict.fromkeys(
         (
-            "EC2Metadata",
             "IamInfoDict",
             "IamSecurityCredentialsDict",
             "InstanceIdentityDocumentDict",
-            "InstanceTags",
-            "NetworkInterface",
-            "PublicKey",
             "SpotInstanceAction",
         ),
+        "documents",
+    ),
+    # ec2_metadata: the shared instance, made with its class.
+    **dict.fromkeys(
+        ("EC2Metadata", "InstanceTags", "NetworkInterface", "PublicKey", "ec2_metadata"),
         "model",
     ),
 }
@@ -115,11 +111,6 @@ _HOMES: Dict[str, str] = {
 def __getattr__(name: str) -> Any:
     from importlib import import_module
 
-    if name == "ec2_metadata":
-        from .model import EC2Metadata
-
-        # One shared instance however many threads ask first: setdefault keeps the first.
-        return globals().setdefault("ec2_metadata", EC2Metadata())
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError("module {!r} has no attribute {!r}".format(__name__, name))

@@ -16,29 +16,25 @@ import argparse
 import contextlib
 import itertools
 import json
-import os
 import signal
 import sys
 from typing import (
-    IO,
     Any,
     Callable,
     Dict,
     Iterable,
-    Iterator,
     List,
     NamedTuple,
     Optional,
     Sequence,
-    TypeVar,
 )
 
 from . import config, identity_cli, watch_cli
 from .errors import ConfigError, IMDSError
 from .model import EC2Metadata
+from .output import OutputError, drop_stdout, emit, emit_all, write_text
 
 PROG = "ec2-metadata-core"
-T = TypeVar("T")
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_ABSENT = 3
@@ -63,10 +59,6 @@ class Absent(Exception):
     """The value named is absent on this instance (exit 3); the message says which."""
 
 
-class OutputError(Exception):
-    """Standard output could not be written (a full disk, a closed descriptor)."""
-
-
 class Command(NamedTuple):
     """One subcommand: ``add_options(parser)``, then ``run(metadata, args) -> exit status``."""
 
@@ -76,14 +68,16 @@ class Command(NamedTuple):
     run: Callable[[EC2Metadata, argparse.Namespace], int]
 
 
-class _Parser(argparse.ArgumentParser):
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse, whose errors are one line and exit 2, and whose failed writes are errors."""
+
     def error(self, message: str) -> Any:  # one line, exit 2, as everywhere else
         self.exit(EXIT_USAGE, "{}: error: {}\n".format(self.prog, message))
 
     def _print_message(self, message: str, file: Any = None) -> None:
         # argparse swallows a failed write: --help into a full disk would exit 0.
         if message:
-            _write_text(message, file)  # None: the stream was closed at start
+            write_text(message, file)  # None: the stream was closed at start
 
 
 class _Version(argparse.Action):
@@ -99,7 +93,7 @@ class _Version(argparse.Action):
             number = version("ec2-metadata-core")
         except PackageNotFoundError:  # pragma: no cover - run from a source tree
             number = "unknown"
-        _emit("{} {}\n".format(PROG, number).encode("utf-8"))
+        emit("{} {}\n".format(PROG, number).encode("utf-8"))
         parser.exit(0)
 
 
@@ -234,7 +228,7 @@ def _dump(metadata: EC2Metadata, args: argparse.Namespace) -> int:
         except ImportError:
             raise ConfigError("--format yaml needs PyYAML: pip install PyYAML") from None
         pieces = [_yaml(yaml, data).rstrip("\n")]
-    _emit_all(itertools.chain((piece.encode("utf-8") for piece in pieces), [b"\n"]), args.output)
+    emit_all(itertools.chain((piece.encode("utf-8") for piece in pieces), [b"\n"]), args.output)
     # A category the model does not know that was left out: the rest is
     # printed, and the status says that something is missing.
     for message in stats["refused"]:
@@ -254,8 +248,9 @@ def _get_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _get(metadata: EC2Metadata, args: argparse.Namespace) -> int:
-    from .model import declared
-    from .snapshot import SECRET_KEYS, USER_DATA_KEY, snapshot, snapshot_keys, to_json
+    from .lazy import declared
+    from .sensitive import SECRET_KEYS, USER_DATA_KEY
+    from .snapshot import snapshot, snapshot_keys, to_json
 
     name: str = args.name
     names = snapshot_keys(True, True)
@@ -281,7 +276,7 @@ def _get(metadata: EC2Metadata, args: argparse.Namespace) -> int:
         raw = metadata.user_data
         if raw is None:
             raise Absent("{} is absent on this instance".format(name))
-        _emit(raw + end.encode(), args.output)
+        emit(raw + end.encode(), args.output)
         return 0
     if data is None:  # naming a secret is asking for it
         data = snapshot(
@@ -304,7 +299,7 @@ def _get(metadata: EC2Metadata, args: argparse.Namespace) -> int:
         value = _walk(data[key], rest, key)
     if value is None:
         raise Absent("{} is absent on this instance".format(name))
-    _emit((_render(value) + end).encode("utf-8"), args.output)
+    emit((_render(value) + end).encode("utf-8"), args.output)
     return 0
 
 
@@ -372,7 +367,7 @@ def _close(name: str, names: Iterable[str]) -> str:
 
 def _unknown(name: str, names: Sequence[str]) -> str:
     """An unknown name, with the attribute that reads the IMDS path of that name, if any."""
-    from .model import declared
+    from .lazy import declared
 
     kebab = name.replace("_", "-")
     # `local-ipv4` is IMDS's name of the attribute `private_ipv4`.
@@ -410,7 +405,8 @@ def _imds(metadata: EC2Metadata, args: argparse.Namespace) -> int:
     and exit 1 (3.0: a traceback), and mappings and lists print as JSON (3.0:
     Python's repr); naming a secret or the user data is asking for it.
     """
-    from .snapshot import SECRET_KEYS, USER_DATA_KEY, snapshot, snapshot_keys
+    from .sensitive import SECRET_KEYS, USER_DATA_KEY
+    from .snapshot import snapshot, snapshot_keys
 
     names: List[str] = [args.name] if args.imds_command == "get" else args.names
     valid = snapshot_keys(True, True)
@@ -419,7 +415,7 @@ def _imds(metadata: EC2Metadata, args: argparse.Namespace) -> int:
         if key not in valid:
             raise UsageError(_unknown(name, valid))
     if args.imds_command == "get" and keys[0] == USER_DATA_KEY:
-        _emit((metadata.user_data or b"") + (b"\n" if args.newline else b""))
+        emit((metadata.user_data or b"") + (b"\n" if args.newline else b""))
         return 0
     data = snapshot(
         metadata,
@@ -436,7 +432,7 @@ def _imds(metadata: EC2Metadata, args: argparse.Namespace) -> int:
         else:
             out = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
         out += "\n" if args.newline else ""
-    _emit(out.encode("utf-8"))
+    emit(out.encode("utf-8"))
     return 0
 
 
@@ -476,9 +472,9 @@ COMMANDS: Dict[str, Command] = {
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = _Parser(add_help=False)
+    common = _ArgumentParser(add_help=False)
     _connection_options(common, argparse.SUPPRESS)
-    parser = _Parser(
+    parser = _ArgumentParser(
         prog=PROG,
         description="Read EC2 instance metadata (IMDSv2) for people, scripts and templates.",
         epilog=_EPILOG,
@@ -537,96 +533,6 @@ def _yaml(yaml: Any, data: Any) -> str:
     return dumped
 
 
-def _emit(data: bytes, output: Optional[str] = None) -> None:
-    """Write bytes as they are: output is UTF-8 whatever the locale says.
-
-    Tags and user data may hold any character; an ASCII terminal encoding
-    must not turn a good answer into a traceback. ``output``: the file to
-    write instead of standard output (``write_private``).
-    """
-    _emit_all([data], output)
-
-
-def _emit_all(pieces: Iterable[bytes], output: Optional[str] = None) -> None:
-    """``_emit`` of the pieces of one document, written as they come."""
-    if output is not None:
-        try:
-            write_private(output, pieces)
-        except OSError as exc:
-            raise OutputError("{}: {}".format(output, exc.strerror or exc)) from None
-        return
-    stdout = _open(sys.stdout)
-    with _writing():
-        stdout.flush()  # text written before, by argparse say, goes first
-        for piece in pieces:
-            stdout.buffer.write(piece)
-        stdout.buffer.flush()
-
-
-def write_private(path: str, pieces: Iterable[bytes]) -> None:
-    """Write ``pieces`` to ``path``, readable by its owner only (0600), atomically.
-
-    A new file beside it, created 0600 whatever the umask (never a file
-    that exists, never through a symlink), filled and synced, then renamed
-    over ``path``: a reader sees the old file or the whole new one, and a
-    symlink at ``path`` is replaced, not followed. Raises ``OSError``.
-    """
-    import secrets
-
-    directory = os.path.dirname(os.path.abspath(path))
-    temporary = os.path.join(
-        directory, ".{}.{}.tmp".format(os.path.basename(path), secrets.token_hex(6))
-    )
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    descriptor = os.open(temporary, flags, 0o600)
-    try:
-        with os.fdopen(descriptor, "wb") as stream:
-            os.fchmod(stream.fileno(), 0o600)  # the umask could have taken more
-            for piece in pieces:
-                stream.write(piece)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-
-
-def _write_text(text: str, stream: Optional[IO[str]]) -> None:
-    opened = _open(stream)
-    with _writing():
-        opened.write(text)
-        opened.flush()
-
-
-def _open(stream: Optional[T]) -> T:
-    if stream is None:  # the process started with the descriptor closed (`>&-`)
-        raise OutputError("standard output is closed")
-    return stream
-
-
-@contextlib.contextmanager
-def _writing() -> Iterator[None]:
-    """A failed write becomes an ``OutputError``; a closed pipe stays itself."""
-    try:
-        yield
-    except BrokenPipeError:
-        raise
-    except (OSError, ValueError) as exc:  # ValueError: a closed file object
-        raise OutputError(getattr(exc, "strerror", None) or str(exc)) from None
-
-
-def _drop_stdout() -> None:
-    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
-    try:
-        null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, sys.stdout.fileno())
-        os.close(null)
-    except (AttributeError, OSError, ValueError):
-        pass
-
-
 def _say(message: str) -> None:
     # If stderr is gone too, the exit status is all that is left.
     with contextlib.suppress(OSError, ValueError):
@@ -662,11 +568,11 @@ def main(argv: Optional[Sequence[str]] = None, interrupt_ready: bool = False) ->
         _say("error: {}".format(exc))
         return EXIT_FAILED
     except OutputError as exc:
-        _drop_stdout()
+        drop_stdout()
         _say("error: cannot write the output: {}".format(exc))
         return EXIT_FAILED
     except BrokenPipeError:  # `... | head`: the reader left, nothing to report
-        _drop_stdout()
+        drop_stdout()
         return 0
     except KeyboardInterrupt:
         return 130

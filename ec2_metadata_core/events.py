@@ -70,6 +70,7 @@ import json
 import threading
 import time
 from typing import (
+    TYPE_CHECKING,
     Any,
     Callable,
     Dict,
@@ -86,8 +87,12 @@ from typing import (
 
 from . import parse
 from .errors import ConfigError, IMDSError, MalformedResponseError, MetadataDisabledError
-from .model import EC2Metadata, declared
+from .lazy import declared
+from .model import EC2Metadata
 from .plan import Plan
+
+if TYPE_CHECKING:  # pragma: no cover - the watcher loads the client on its first poll
+    from .client import Body
 
 
 def _log() -> Any:
@@ -134,10 +139,9 @@ HISTORY_PATH = _DECLARED["events_maintenance_history"].reads[0]
 LIFECYCLE_PATH = _DECLARED["autoscaling_target_lifecycle_state"].reads[0]
 _TAGS = _DECLARED["tags"].listings[0]
 TAGS_PATH = _TAGS.item
-_IDENTITY = ("instance_id", "region", "availability_zone")
-_IDENTITY_PATHS = tuple(Plan(_IDENTITY).first)
-
-Outcome = Union[Optional[bytes], IMDSError]
+# The attributes every event carries, and the paths they are read from.
+_IDENTITY_KEYS = ("instance_id", "region", "availability_zone")
+_IDENTITY_PATHS = tuple(Plan(_IDENTITY_KEYS).first)
 
 
 class Event(TypedDict):
@@ -185,7 +189,7 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def _body(outcomes: Dict[str, Outcome], path: str) -> Optional[bytes]:
+def _body(outcomes: Dict[str, Body], path: str) -> Optional[bytes]:
     """The body read for ``path``; the read's error if it failed."""
     outcome = outcomes.get(path)
     if isinstance(outcome, IMDSError):
@@ -288,7 +292,7 @@ class Watcher:
             raise
         events: List[Event] = []
         failure: Optional[IMDSError] = None
-        steps: List[Callable[[Dict[str, Outcome]], List[Event]]] = [self._read_identity]
+        steps: List[Callable[[Dict[str, Body]], List[Event]]] = [self._read_identity]
         kinds = self.kinds
         if SPOT in kinds:
             steps.append(self._spot)
@@ -373,12 +377,12 @@ class Watcher:
             path=path,
         )
 
-    def _read_identity(self, outcomes: Dict[str, Outcome]) -> List[Event]:
+    def _read_identity(self, outcomes: Dict[str, Body]) -> List[Event]:
         if self._identity is not None or not all(p in outcomes for p in _IDENTITY_PATHS):
             return []
         view = EC2Metadata.from_reader(lambda path: _body(outcomes, path), self.metadata.client)
         identity: Dict[str, Optional[str]] = {}
-        for name in _IDENTITY:
+        for name in _IDENTITY_KEYS:
             try:
                 identity[name] = getattr(view, name)
             except (MalformedResponseError, LookupError):  # absent or odd: events say null
@@ -390,7 +394,7 @@ class Watcher:
         self,
         kind: str,
         path: str,
-        outcomes: Dict[str, Outcome],
+        outcomes: Dict[str, Body],
         when: Callable[[bytes, Dict[str, Any]], dt.datetime],
     ) -> List[Event]:
         """A JSON-document notice: reported once per distinct content."""
@@ -410,7 +414,7 @@ class Watcher:
             _log().warning("%s; reporting it as IMDS gave it", exc)
         return [self._event(kind, document, time_text, path)]
 
-    def _spot(self, outcomes: Dict[str, Outcome]) -> List[Event]:
+    def _spot(self, outcomes: Dict[str, Body]) -> List[Event]:
         def when(body: bytes, document: Dict[str, Any]) -> dt.datetime:
             # The model's parser checks the action too.
             action = EC2Metadata.spot_instance_action.parse(SPOT_PATH, body)
@@ -420,7 +424,7 @@ class Watcher:
 
         return self._notice(SPOT, SPOT_PATH, outcomes, when)
 
-    def _rebalance(self, outcomes: Dict[str, Outcome]) -> List[Event]:
+    def _rebalance(self, outcomes: Dict[str, Body]) -> List[Event]:
         def when(body: bytes, document: Dict[str, Any]) -> dt.datetime:
             return parse.timestamp(REBALANCE_PATH, document.get("noticeTime"))
 
@@ -441,7 +445,7 @@ class Watcher:
                 _log().warning("%s; reporting the event as IMDS gave it", exc)
         return self._event(kind, item, when, path)
 
-    def _maintenance(self, outcomes: Dict[str, Outcome]) -> List[Event]:
+    def _maintenance(self, outcomes: Dict[str, Body]) -> List[Event]:
         scheduled = parse.json_list(SCHEDULED_PATH, _body(outcomes, SCHEDULED_PATH))
         history = parse.json_list(HISTORY_PATH, _body(outcomes, HISTORY_PATH))
         events: List[Event] = []
@@ -474,7 +478,7 @@ class Watcher:
         self._history = seen
         return events
 
-    def _autoscaling(self, outcomes: Dict[str, Outcome]) -> List[Event]:
+    def _autoscaling(self, outcomes: Dict[str, Body]) -> List[Event]:
         state = parse.optional_text(LIFECYCLE_PATH, _body(outcomes, LIFECYCLE_PATH))
         if state is not None:
             state = state.strip()
@@ -485,7 +489,7 @@ class Watcher:
             self._event(LIFECYCLE, {"previous": previous, "current": state}, None, LIFECYCLE_PATH)
         ]
 
-    def _tags_changed(self, outcomes: Dict[str, Outcome]) -> List[Event]:
+    def _tags_changed(self, outcomes: Dict[str, Body]) -> List[Event]:
         listing = _body(outcomes, TAGS_PATH)
         if listing is None:
             return []  # tags in metadata are off (now): nothing to compare

@@ -14,6 +14,7 @@ import os
 from typing import TYPE_CHECKING, Dict, Optional, Union
 
 from .errors import ConfigError, IdentityVerificationError
+from .output import emit
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import EC2Metadata
@@ -82,7 +83,5 @@ def run(metadata: EC2Metadata, args: argparse.Namespace) -> int:
     verified = identity.verify_identity(
         values["document"], values["signature"], values["rsa2048"], trusted=args.trust
     )
-    from .cli import _emit  # the CLI's one writer: output errors are its to report
-
-    _emit((json.dumps(verified.as_dict(), indent=2, sort_keys=True) + "\n").encode("utf-8"))
+    emit((json.dumps(verified.as_dict(), indent=2, sort_keys=True) + "\n").encode("utf-8"))
     return 0

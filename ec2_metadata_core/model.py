@@ -1,4 +1,4 @@
-"""The metadata model: ``EC2Metadata`` and friends, the seed's API and the rest of IMDS.
+"""The metadata model: ``EC2Metadata`` and the objects under it, the seed's API and more.
 
 Attribute names, types, ``None``/``[]`` for absent values and caching rules
 follow the ec2-metadata library (see the project README), so code written
@@ -6,383 +6,67 @@ against it runs unchanged. Values that change while the instance runs are
 uncached; everything else caches on first access (``del`` one attribute or
 call ``clear_all()`` to refetch), computed once however many threads ask.
 
-Each metadata attribute declares what it reads (see "declarations" below):
-``ec2_metadata.region`` is the identity document's ``region``, read through
-``_read`` -> ``IMDSClient.get`` and its scheduler (``client.py``) -> the
-standard-library transport (``wire.py``, or ``compat.py`` on a caller's
-``requests``/urllib3). The same declarations give the snapshot its keys and
-its one pipelined gather plan (``plan.py``).
+This module is the schema: each attribute declares what it reads, written
+in the machinery of ``lazy.py``; the JSON documents' types and parsers are
+``documents.py``'s. ``ec2_metadata.region`` is the identity document's
+``region``, read through ``Root._read`` (``root.py``) -> ``IMDSClient.get``
+and its scheduler (``client.py``) -> the standard-library transport
+(``wire.py``, or ``compat.py`` on a caller's ``requests``/urllib3). The same
+declarations give the snapshot its keys and its one pipelined gather plan
+(``plan.py``).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import functools
-import threading
-import types
-from typing import (
-    TYPE_CHECKING,
-    Any,
-    Callable,
-    Dict,
-    Generic,
-    Iterator,
-    List,
-    Literal,
-    Mapping,
-    NamedTuple,
-    Optional,
-    Tuple,
-    TypedDict,
-    TypeVar,
-    overload,
+from typing import Dict, Iterator, List, Mapping, Optional, Tuple
+
+from . import parse
+from .documents import (
+    IamInfoDict,
+    IamSecurityCredentialsDict,
+    InstanceIdentityDocumentDict,
+    SpotInstanceAction,
+    iam_info,
+    identity_document,
+    spot_action,
+    string_field,
 )
-from urllib.parse import quote
-
-from . import config, parse
-from .errors import (
-    ConfigError,
-    IMDSError,
-    MalformedResponseError,
-    PathNotFoundError,
-    TagsNotEnabledError,
+from .errors import MalformedResponseError, PathNotFoundError, TagsNotEnabledError
+from .lazy import (
+    LazyObject,
+    Leaf,
+    Listing,
+    UncachedLeaf,
+    cached,
+    read_listed,
+    segment,
+    uncached,
+    under,
 )
+from .once import MISSING, OncePerName
+from .root import META, Root
 
-# What a URL path carries as it is (RFC 3986 pchar). Every character a tag
-# key may hold (letters, digits, + - = . , _ : @) is among them, and IMDS is
-# not known to percent-decode paths: such names must travel literally.
-_PATH_CHARACTERS = "!$&'()*+,;=:@"
+# The public names of this module; the document types are defined in
+# documents.py and are importable from here too, as ec2-metadata has them in one module.
+__all__ = [
+    "CATEGORIES",
+    "NOT_METADATA",
+    "EC2Metadata",
+    "IamInfoDict",
+    "IamSecurityCredentialsDict",
+    "InstanceIdentityDocumentDict",
+    "InstanceTags",
+    "NetworkInterface",
+    "PublicKey",
+    "SpotInstanceAction",
+    "ec2_metadata",
+]
 
-
-def segment(name: str) -> str:
-    """``name`` (from a listing) as a path segment: percent-encode only what a path cannot hold."""
-    return quote(name, safe=_PATH_CHARACTERS)
-
-
-if TYPE_CHECKING:  # pragma: no cover
-    import requests
-    import urllib3
-
-    from .client import IMDSClient
-
-Reader = Callable[[str], Optional[bytes]]
-
-_META = "meta-data/"
 _MACS = "meta-data/network/interfaces/macs/"
-_IDENTITY = "dynamic/instance-identity/document"
+_IDENTITY_DOCUMENT = "dynamic/instance-identity/document"
 _IAM_INFO = "meta-data/iam/info"
 _BLOCK_DEVICE_MAPPING = "meta-data/block-device-mapping/"
 _ROLES_DIR = "meta-data/iam/security-credentials/"
-
-# -- declarations ------------------------------------------------------------
-#
-# Every metadata attribute declares what it reads: a path (``Leaf``), a
-# listing whose entries name the next paths (``Listing``), or the attributes
-# it is derived from (``sources``). ``declared(cls)`` is that table; the
-# gather plan (``plan.py``), the snapshot's keys and the watcher's paths are
-# read off it, so a path is written once, next to the attribute it feeds.
-
-T = TypeVar("T")
-D = TypeVar("D")  # a descriptor: on the class, it is itself
-_MISSING: Any = object()
-Parser = Callable[[str, Optional[bytes]], T]
-
-
-class Listing(NamedTuple):
-    """A path whose body names more paths to read.
-
-    ``item`` is under the declaring object's directory (see ``_path``).
-    ``entries(path, body)`` is the names the body lists (``[]`` for 404); it is
-    a pure function of the body, so the gather runs it on each listing as it
-    arrives. Each name is read as ``child(name)`` (an item under the same
-    directory) or, with ``each``, is the directory ``item + name + "/"`` of an
-    object of that class, whose own declarations apply below it.
-    """
-
-    item: str
-    entries: Callable[[str, Optional[bytes]], List[str]]
-    child: Optional[Callable[[str], str]] = None
-    each: Optional[type] = None
-
-    def named(self, name: str) -> str:
-        """The item a listed ``name`` stands for (with ``each``: the directory)."""
-        if self.child is None:
-            return "{}{}/".format(self.item, name)
-        return self.child(name)
-
-
-class Declaration(NamedTuple):
-    """What one metadata attribute reads; see ``declared``."""
-
-    reads: Tuple[str, ...] = ()  # items, under the object's directory
-    listings: Tuple[Listing, ...] = ()
-    sources: Tuple[str, ...] = ()  # attributes of the same class it is computed from
-    in_snapshot: bool = True  # False: metadata another key already holds
-
-
-class LazyObject:
-    """Base of objects whose attributes fetch from IMDS on first access."""
-
-    def __init__(self) -> None:
-        self._locks: Dict[str, threading.Lock] = {}
-        self._locks_guard = threading.Lock()
-        # attribute -> the last failed computation's error, until one succeeds
-        self._failures: Dict[str, BaseException] = {}
-
-    def _read(self, item: str) -> Optional[bytes]:  # pragma: no cover - interface
-        """The body at this object's path ``item``; ``None`` if absent."""
-        raise NotImplementedError
-
-    def _path(self, item: str) -> str:  # pragma: no cover - interface
-        """The path under ``/latest/`` that ``item`` names for this object."""
-        raise NotImplementedError
-
-    def _lock_for(self, name: str) -> threading.Lock:
-        with self._locks_guard:
-            lock = self._locks.get(name)
-            if lock is None:
-                lock = self._locks[name] = threading.Lock()
-            return lock
-
-    def clear_all(self) -> None:
-        """Forget every cached attribute; the next access fetches again."""
-        for key in tuple(self.__dict__):
-            if isinstance(getattr(type(self), key, None), cached_property):
-                self.__dict__.pop(key, None)
-
-
-class cached_property(Generic[T]):
-    """``functools.cached_property`` (``del obj.attr`` clears) that computes once under threads.
-
-    Python 3.12 dropped the lock ``functools.cached_property`` used to take,
-    and a fresh object read by 32 threads must still fetch each path once.
-    """
-
-    def __init__(self, func: Callable[[Any], T], declaration: Optional[Declaration] = None) -> None:
-        self.func = func
-        self.__doc__ = func.__doc__
-        # Set on metadata attributes: what they read (see ``declared``).
-        self.declaration = declaration
-        self.attrname = func.__name__
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.attrname = name
-
-    @overload
-    def __get__(self: D, obj: None, owner: Optional[type] = None) -> D:
-        """On the class: the descriptor itself."""
-
-    @overload
-    def __get__(self, obj: LazyObject, owner: Optional[type] = None) -> T:
-        """On an instance: the value."""
-
-    def __get__(self, obj: Optional[LazyObject], owner: Optional[type] = None) -> Any:
-        if obj is None:
-            return self
-        cache = obj.__dict__
-        name = self.attrname
-        # get(), not `in` then [], so a concurrent del cannot raise KeyError here
-        value = cache.get(name, _MISSING)
-        if value is not _MISSING:
-            return value
-        failed_before = obj._failures.get(name)
-        with obj._lock_for(name):
-            value = cache.get(name, _MISSING)
-            if value is not _MISSING:
-                return value
-            # Threads that queued while a computation failed share its error:
-            # against a silent IMDS, each one retrying in turn would multiply
-            # the wait by the number of threads.
-            failure = obj._failures.get(name)
-            if failure is not None and failure is not failed_before:
-                raise failure
-            try:
-                value = self.func(obj)
-            except Exception as exc:
-                obj._failures[name] = exc
-                raise
-            obj._failures.pop(name, None)
-            cache[name] = value
-            return value
-
-
-class uncached_property(Generic[T]):
-    """An attribute computed on every access (values that change while the instance runs)."""
-
-    def __init__(self, func: Callable[[Any], T], declaration: Optional[Declaration] = None) -> None:
-        self.func = func
-        self.__doc__ = func.__doc__
-        # Set on metadata attributes: what they read (see ``declared``).
-        self.declaration = declaration
-
-    @overload
-    def __get__(self: D, obj: None, owner: Optional[type] = None) -> D:
-        """On the class: the descriptor itself."""
-
-    @overload
-    def __get__(self, obj: LazyObject, owner: Optional[type] = None) -> T:
-        """On an instance: the value."""
-
-    def __get__(self, obj: Optional[LazyObject], owner: Optional[type] = None) -> Any:
-        if obj is None:
-            return self
-        return self.func(obj)
-
-    def __set__(self, obj: LazyObject, value: Any) -> None:
-        # Read-only like ``property``: a value set on the object would hide the live one.
-        raise AttributeError("can't set attribute")
-
-
-def _parsed(item: str, parse: Parser[T]) -> Callable[[LazyObject], T]:
-    def read(obj: LazyObject) -> T:
-        return parse(obj._path(item), obj._read(item))
-
-    return read
-
-
-class Leaf(cached_property[T]):
-    """A cached attribute that is the path ``item`` parsed by ``parse``."""
-
-    def __init__(self, item: str, parse: Parser[T], doc: str, in_snapshot: bool = True) -> None:
-        super().__init__(_parsed(item, parse), Declaration((item,), in_snapshot=in_snapshot))
-        self.item = item
-        self.parse = parse
-        self.__doc__ = doc
-
-
-class UncachedLeaf(uncached_property[T]):
-    """The path ``item`` parsed by ``parse``, fetched on every access."""
-
-    def __init__(self, item: str, parse: Parser[T], doc: str) -> None:
-        super().__init__(_parsed(item, parse), Declaration((item,)))
-        self.item = item
-        self.parse = parse
-        self.__doc__ = doc
-
-
-def _declaration(listing: Optional[Listing], sources: Tuple[str, ...]) -> Declaration:
-    if listing is None:
-        return Declaration(sources=sources)
-    return Declaration(reads=(listing.item,), listings=(listing,), sources=sources)
-
-
-def cached(
-    listing: Optional[Listing] = None, sources: Tuple[str, ...] = ()
-) -> Callable[[Callable[[Any], T]], cached_property[T]]:
-    """Declare a cached attribute computed from ``listing`` and/or the attributes ``sources``."""
-    declaration = _declaration(listing, sources)
-    return lambda func: cached_property(func, declaration)
-
-
-def uncached(
-    listing: Optional[Listing] = None, sources: Tuple[str, ...] = ()
-) -> Callable[[Callable[[Any], T]], uncached_property[T]]:
-    """Declare an uncached attribute computed from ``listing`` and/or the attributes ``sources``."""
-    declaration = _declaration(listing, sources)
-    return lambda func: uncached_property(func, declaration)
-
-
-@functools.lru_cache(maxsize=None)  # a class's declarations are fixed once it is defined
-def declared(cls: type) -> Mapping[str, Declaration]:
-    """Name -> declaration of every metadata attribute of ``cls``, in definition order."""
-    found: Dict[str, Declaration] = {}
-    for klass in reversed(cls.__mro__):
-        for name, value in vars(klass).items():
-            declaration = getattr(value, "declaration", None)
-            if isinstance(declaration, Declaration):
-                found[name] = declaration
-    return types.MappingProxyType(found)
-
-
-class IamInfoDict(TypedDict):
-    InstanceProfileArn: str
-    InstanceProfileId: str
-    LastUpdated: str
-
-
-class IamSecurityCredentialsDict(TypedDict):
-    LastUpdated: str
-    Type: str
-    AccessKeyId: str
-    SecretAccessKey: str
-    Token: str
-    Expiration: str
-
-
-class InstanceIdentityDocumentDict(TypedDict):
-    accountId: str
-    architecture: Literal["i386", "x86_64", "arm64"]
-    availabilityZone: str
-    billingProducts: Optional[List[str]]
-    marketplaceProductCodes: Optional[List[str]]
-    imageId: str
-    instanceId: str
-    instanceType: str
-    kernelId: Optional[str]
-    pendingTime: str
-    privateIp: str
-    ramdiskId: Optional[str]
-    region: str
-    version: str
-
-
-class SpotInstanceAction:
-    """An action about to happen to a spot instance."""
-
-    def __init__(
-        self, action: Literal["hibernate", "stop", "terminate"], time: dt.datetime
-    ) -> None:
-        self.action = action
-        self.time = time
-
-    def __repr__(self) -> str:
-        return "SpotInstanceAction(action={!r}, time={!r})".format(self.action, self.time)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, SpotInstanceAction) and (self.action, self.time) == (
-            other.action,
-            other.time,
-        )
-
-    __hash__ = None  # type: ignore[assignment]
-
-
-def _spot_action(path: str, body: Optional[bytes]) -> Optional[SpotInstanceAction]:
-    document = parse.optional_json_object(path, body)
-    if document is None:
-        return None
-    action = document.get("action")
-    if action not in ("hibernate", "stop", "terminate"):
-        raise MalformedResponseError(path, "spot action")
-    return SpotInstanceAction(action, parse.timestamp(path, document.get("time")))
-
-
-def _field(path: str, document: Mapping[str, Any], key: str) -> str:
-    """A string the document must hold: a missing or odd one is malformed, not a KeyError."""
-    value = document.get(key)
-    if not isinstance(value, str):
-        raise MalformedResponseError(path, "JSON object with a string {!r}".format(key))
-    return value
-
-
-def _iam_info(path: str, body: Optional[bytes]) -> Optional[IamInfoDict]:
-    return parse.optional_json_object(path, body)  # type: ignore[return-value]
-
-
-def _identity_document(path: str, body: Optional[bytes]) -> InstanceIdentityDocumentDict:
-    document = parse.json_document(path, body)
-    if not isinstance(document, dict):
-        raise MalformedResponseError(path, "JSON object")
-    return document  # type: ignore[return-value]
-
-
-def _under(base: str) -> Callable[[str], str]:
-    """A listed name -> the item ``base`` + the name as a path segment."""
-
-    def item(name: str) -> str:
-        return base + segment(name)
-
-    return item
 
 
 class InstanceTags(Mapping[str, str]):
@@ -393,10 +77,9 @@ class InstanceTags(Mapping[str, str]):
     def __init__(self, names: List[str], parent: EC2Metadata) -> None:
         self._map: Dict[str, Optional[str]] = dict.fromkeys(names)
         self.parent = parent
-        # One lock a name, so threads reading one tag fetch it once, and
-        # threads reading different tags do not wait for each other.
-        self._locks: Dict[str, threading.Lock] = {}
-        self._locks_guard = threading.Lock()
+        # Threads reading one tag fetch it once; threads reading different
+        # tags do not wait for each other.
+        self._once = OncePerName()
 
     @classmethod
     def path(cls, name: str) -> str:
@@ -405,14 +88,16 @@ class InstanceTags(Mapping[str, str]):
     def __getitem__(self, name: str) -> str:
         value = self._map[name]
         if value is None:
-            with self._locks_guard:
-                lock = self._locks.setdefault(name, threading.Lock())
-            with lock:
-                value = self._map[name]
-                if value is None:
-                    path = self.path(name)
-                    value = parse.text(path, self.parent._read(path))
-                    self._map[name] = value
+            value = self._once[name].run(lambda: self._held(name), lambda: self._fetch(name))
+        return value
+
+    def _held(self, name: str) -> object:
+        value = self._map[name]
+        return MISSING if value is None else value
+
+    def _fetch(self, name: str) -> str:
+        path = self.path(name)
+        value = self._map[name] = parse.text(path, self.parent._read(path))
         return value
 
     def __iter__(self) -> Iterator[str]:
@@ -454,7 +139,7 @@ class _Child(LazyObject):
 
     def __init__(self, parent: Optional[EC2Metadata]) -> None:
         super().__init__()
-        self.parent = _default() if parent is None else parent
+        self.parent = ec2_metadata if parent is None else parent
 
     def _name(self) -> object:  # pragma: no cover - interface
         raise NotImplementedError
@@ -479,7 +164,7 @@ class _Child(LazyObject):
 
 
 # Each public IPv4 of an interface -> the private IPs it maps to.
-_ASSOCIATIONS = Listing("public-ipv4s", parse.names, child=_under("ipv4-associations/"))
+_ASSOCIATIONS = Listing("public-ipv4s", parse.names, child=under("ipv4-associations/"))
 
 
 class NetworkInterface(_Child):
@@ -540,7 +225,7 @@ class NetworkInterface(_Child):
         """Public IP -> the private IPs it maps to, for each public IP of the interface."""
         # The addresses name paths: each must be a plain name.
         names = parse.plain_names(self._path(_ASSOCIATIONS.item), self.public_ipv4s)
-        return _children(self, _ASSOCIATIONS, names, parse.lines)
+        return read_listed(self, _ASSOCIATIONS, names, parse.lines)
 
 
 class PublicKey(_Child):
@@ -556,17 +241,6 @@ class PublicKey(_Child):
         return self.index
 
     openssh_key = Leaf("openssh-key", parse.optional_text, "The key in OpenSSH format, or None.")
-
-
-def _children(
-    obj: LazyObject, listing: Listing, names: List[str], parse_child: Parser[T]
-) -> Dict[str, T]:
-    """Name -> the value of ``listing.child(name)`` under ``obj``, for each listed name."""
-    found = {}
-    for name in names:
-        item = listing.named(name)
-        found[name] = parse_child(obj._path(item), obj._read(item))
-    return found
 
 
 def _public_keys(path: str, body: Optional[bytes]) -> List[Tuple[int, str]]:
@@ -593,21 +267,22 @@ _KEYS = Listing(
     each=PublicKey,
 )
 _TAGS = Listing(InstanceTags.LISTING, parse.names, child=InstanceTags.path)
-_block_device = _under(_BLOCK_DEVICE_MAPPING)
-_role_credentials = _under(_ROLES_DIR)
+_block_device = under(_BLOCK_DEVICE_MAPPING)
+_role_credentials = under(_ROLES_DIR)
 _BLOCK_DEVICES = Listing(_BLOCK_DEVICE_MAPPING, parse.names, child=_block_device)
 _ROLES = Listing(_ROLES_DIR, _first, child=_role_credentials)
 
 
 def _category(entry: str) -> str:
-    return _META + entry  # as listed: the service names these, not a tag's owner
+    return META + entry  # as listed: the service names these, not a tag's owner
 
 
 # The categories the service lists: a full snapshot also reads those the model does not know.
-CATEGORIES = Listing(_META, parse.entries, child=_category)
+CATEGORIES = Listing(META, parse.entries, child=_category)
 
-# Public attributes of EC2Metadata that are not metadata (and so no snapshot key).
-PLUMBING = frozenset(
+# Public attributes of EC2Metadata that are not metadata (and so no snapshot key):
+# the client, its URLs, clear_all and from_reader (``Root``'s), and two path helpers.
+NOT_METADATA = frozenset(
     (
         "client",
         "service_url",
@@ -622,7 +297,7 @@ PLUMBING = frozenset(
 )
 
 
-class EC2Metadata(LazyObject):
+class EC2Metadata(Root):
     """The data of the EC2 metadata service, one attribute a value.
 
     ``session``, if given, is the ``requests.Session`` every request goes
@@ -634,143 +309,17 @@ class EC2Metadata(LazyObject):
     the ``ec2_metadata`` singleton follows the environment the program has when
     it first reads a value. ``client`` brings its own settings and session:
     giving either beside it is a ``ConfigError``, not silently ignored.
+
+    The constructor, ``client``, the URLs and the reads are ``Root``'s
+    (``root.py``); this class is the attributes.
     """
-
-    def __init__(
-        self,
-        session: Optional[requests.Session] = None,
-        *,
-        endpoint: Optional[str] = None,
-        endpoint_mode: Optional[str] = None,
-        timeout: Optional[float] = None,
-        attempts: Optional[int] = None,
-        disabled: Optional[bool] = None,
-        allow_imdsv1: Optional[bool] = None,
-        token_ttl: Optional[int] = None,
-        max_concurrency: Optional[int] = None,
-        deadline: Optional[float] = None,
-        client: Optional[IMDSClient] = None,
-        pool_manager: Optional[urllib3.PoolManager] = None,
-    ) -> None:
-        super().__init__()
-        if pool_manager is not None and session is not None:
-            raise ConfigError("pass session= (requests) or pool_manager= (urllib3), not both")
-        self._session: Any = session if pool_manager is None else pool_manager
-        # The keywords above are the library's spelling of ``config.OPTIONS``;
-        # they travel on as one mapping, validated by ``config.Settings.from_mapping``.
-        given = locals()
-        self._options: Dict[str, Any] = {name: given[name] for name in config.OPTIONS}
-        if client is not None:
-            chosen = [name for name, value in self._options.items() if value is not None]
-            if session is not None or pool_manager is not None:
-                chosen.insert(0, "session" if session is not None else "pool_manager")
-            if chosen:
-                raise ConfigError(
-                    "{0}= goes to the client, not beside client= (which brings its own "
-                    "settings and session): IMDSClient({0}=...)".format(chosen[0])
-                )
-        self._given_client = client
-        self._client: Optional[IMDSClient] = client
-        self._reader: Optional[Reader] = None
-
-    @classmethod
-    def from_reader(cls, read: Reader, client: Optional[IMDSClient] = None) -> EC2Metadata:
-        """The model over bodies already gathered: every read is ``read(path)``, not a request.
-
-        How the snapshot and the watcher turn one pipelined fetch into values
-        (``read`` raises what the fetch raised for a path). ``client`` is only
-        for ``client`` and the URLs.
-        """
-        view = cls(client=client)
-        view._reader = read
-        return view
-
-    def __repr__(self) -> str:
-        if self._client is None:
-            return "EC2Metadata(unconnected)"
-        return "EC2Metadata({!r})".format(self._client)
-
-    @property
-    def client(self) -> IMDSClient:
-        """The ``IMDSClient`` (token, retries, transport) behind this object."""
-        client = self._client
-        if client is None:
-            with self._lock_for("_client"):
-                if self._client is None:
-                    self._client = self._new_client()
-                client = self._client
-        return client
-
-    def _new_client(self) -> IMDSClient:
-        # Imported here: the client pulls in socket, queue and threads,
-        # which a program that never reads a value need not pay for.
-        from .client import IMDSClient
-        from .compat import Urllib3Transport, is_pool_manager
-
-        if is_pool_manager(self._session):
-            settings = config.Settings.from_mapping(self._options)
-            transport = Urllib3Transport(settings.endpoint, self._session)
-            return IMDSClient(settings=settings, transport=transport)
-        return IMDSClient(
-            session=self._session, settings=config.Settings.from_mapping(self._options)
-        )
-
-    @property
-    def service_url(self) -> str:
-        return self.client.settings.endpoint + "/latest/"
-
-    @property
-    def metadata_url(self) -> str:
-        return self.service_url + _META
-
-    @property
-    def dynamic_url(self) -> str:
-        return self.service_url + "dynamic/"
-
-    @property
-    def userdata_url(self) -> str:
-        return self.service_url + "user-data"
-
-    def _path(self, item: str) -> str:
-        return item
-
-    def _read(self, item: str) -> Optional[bytes]:
-        if self._reader is not None:
-            return self._reader(item)
-        client = self.client
-        try:
-            return client.get(item)
-        except IMDSError as exc:
-            raise self._error(exc) from None
-
-    def _error(self, exc: IMDSError) -> IMDSError:
-        """``exc``, also catchable as ec2-metadata's exception when the caller's library is used."""
-        transport = self.client.transport
-        if transport.library is None:
-            return exc
-        from .compat import flavoured
-
-        return flavoured(exc, transport)
-
-    def clear_all(self) -> None:
-        """Forget every cached attribute and the session token.
-
-        Settings taken from the environment are read again on next use.
-        """
-        super().clear_all()
-        client = self._client
-        if client is not None:
-            client.clear_token()
-            if self._given_client is None:
-                client.close()
-                self._client = None
 
     # -- identity ----------------------------------------------------------
 
     @uncached(sources=("instance_identity_document",))
     def account_id(self) -> str:
         """The current AWS account ID, e.g. '123456789012'."""
-        return _field(_IDENTITY, self.instance_identity_document, "accountId")
+        return string_field(_IDENTITY_DOCUMENT, self.instance_identity_document, "accountId")
 
     ami_id = Leaf("meta-data/ami-id", parse.text, "The ID of the AMI used to launch the instance.")
     ami_launch_index = Leaf(
@@ -834,7 +383,7 @@ class EC2Metadata(LazyObject):
     )
     iam_info = Leaf(
         _IAM_INFO,
-        _iam_info,
+        iam_info,
         "The IAM instance profile (IamInfoDict), or None if no role is attached.",
     )
     iam_role_names = UncachedLeaf(
@@ -859,8 +408,8 @@ class EC2Metadata(LazyObject):
     )
     instance_id = Leaf("meta-data/instance-id", parse.text, "The instance ID, e.g. 'i-123456'.")
     instance_identity_document = Leaf(
-        _IDENTITY,
-        _identity_document,
+        _IDENTITY_DOCUMENT,
+        identity_document,
         "The instance identity document (InstanceIdentityDocumentDict).",
     )
     instance_identity_pkcs7 = Leaf(
@@ -941,7 +490,7 @@ class EC2Metadata(LazyObject):
     )
     spot_instance_action = UncachedLeaf(
         "meta-data/spot/instance-action",
-        _spot_action,
+        spot_action,
         "Uncached. The SpotInstanceAction about to happen, or None.",
     )
     spot_termination_time = UncachedLeaf(
@@ -965,19 +514,19 @@ class EC2Metadata(LazyObject):
     @cached(sources=("instance_identity_document",))
     def region(self) -> str:
         """The region the instance runs in, e.g. 'eu-west-1'."""
-        return _field(_IDENTITY, self.instance_identity_document, "region")
+        return string_field(_IDENTITY_DOCUMENT, self.instance_identity_document, "region")
 
     @uncached(sources=("iam_info",))
     def instance_profile_arn(self) -> Optional[str]:
         """The ARN of the instance profile, from ``iam_info``, or None."""
         info = self.iam_info
-        return None if info is None else _field(_IAM_INFO, info, "InstanceProfileArn")
+        return None if info is None else string_field(_IAM_INFO, info, "InstanceProfileArn")
 
     @uncached(sources=("iam_info",))
     def instance_profile_id(self) -> Optional[str]:
         """The ID of the instance profile, from ``iam_info``, or None."""
         info = self.iam_info
-        return None if info is None else _field(_IAM_INFO, info, "InstanceProfileId")
+        return None if info is None else string_field(_IAM_INFO, info, "InstanceProfileId")
 
     @uncached(sources=("instance_profile_arn",))
     def instance_profile_name(self) -> Optional[str]:
@@ -1009,7 +558,7 @@ class EC2Metadata(LazyObject):
     @cached(listing=_BLOCK_DEVICES)
     def block_device_mapping(self) -> Dict[str, str]:
         """Block device mapping name -> device, e.g. {'root': '/dev/xvda'}."""
-        return _children(self, _BLOCK_DEVICES, self.block_device_mapping_names, parse.text)
+        return read_listed(self, _BLOCK_DEVICES, self.block_device_mapping_names, parse.text)
 
     @cached(listing=_INTERFACES)
     def network_interfaces(self) -> Dict[str, NetworkInterface]:
@@ -1046,7 +595,8 @@ class EC2Metadata(LazyObject):
         return InstanceTags(parse.names(path, body), self)
 
 
-def _default() -> EC2Metadata:
-    from . import ec2_metadata
-
-    return ec2_metadata
+# The shared instance, ``ec2_metadata_core.ec2_metadata``, as the ec2-metadata
+# library has it: made here, with the class, so that a child made without a
+# parent (``NetworkInterface(mac)``) reads through it. Nothing is read or
+# resolved until a value is: settings come from the environment of the first read.
+ec2_metadata = EC2Metadata()

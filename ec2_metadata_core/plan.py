@@ -3,7 +3,7 @@
 ``Plan(keys)`` names the paths to ask for first, and ``follow(path, body)``
 the paths a listing's body names, the moment it arrives (``IMDSClient.fetch``
 calls it as each answer comes in). Both are pure functions of the
-declarations in ``model.py`` (``declared``, ``Listing``) and the bodies: the
+declarations of ``model.py`` (``lazy.declared``, ``lazy.Listing``) and the bodies: the
 plan never reads the model, so no transport callback re-enters it.
 
 Listings go first, the deepest first: their entries are the longest chain of
@@ -21,7 +21,8 @@ from typing import Dict, Iterable, List, Optional, Set, Tuple
 from . import parse
 from .bounds import MAX_UNKNOWN_DEPTH, MAX_UNKNOWN_PATHS
 from .errors import IMDSError, LimitError
-from .model import CATEGORIES, EC2Metadata, Listing, declared
+from .lazy import Listing, declared
+from .model import CATEGORIES, EC2Metadata
 
 # A listing's path with "*" for each segment a parent listing named.
 Pattern = Tuple[str, ...]

@@ -18,28 +18,19 @@ from __future__ import annotations
 import base64
 import sys
 import zlib
-from typing import Any, Dict, Iterable, List, Optional, Union
+from typing import Any, Dict, Iterable, List, Optional
 
-from . import parse, sensitive
+from . import parse
 from .bounds import MAX_USER_DATA
-from .client import IMDSClient
+from .client import Body, IMDSClient
+from .documents import SpotInstanceAction
 from .errors import IMDSError, TagsNotEnabledError
-from .model import (
-    CATEGORIES,
-    EC2Metadata,
-    InstanceTags,
-    NetworkInterface,
-    PublicKey,
-    SpotInstanceAction,
-    declared,
-)
+from .lazy import declared
+from .model import CATEGORIES, EC2Metadata, InstanceTags, NetworkInterface, PublicKey, ec2_metadata
 from .plan import Discovery, Plan, category_of
+from .sensitive import SECRET_KEYS, USER_DATA_KEY
 
 JSON = Any
-# Defined in sensitive.py (one definition for every face); cli.py reads them here.
-SECRET_KEYS = sensitive.SECRET_KEYS
-USER_DATA_KEY = sensitive.USER_DATA_KEY
-Outcome = Union[Optional[bytes], IMDSError]
 
 # Prefix for categories the model does not know, should one clash with a key.
 _UNKNOWN_PREFIX = "meta_data_"
@@ -48,8 +39,8 @@ _UNKNOWN_PREFIX = "meta_data_"
 def snapshot_keys(include_secrets: bool = False, include_user_data: bool = False) -> List[str]:
     """Top-level keys a snapshot has, in sorted order (unknown categories aside).
 
-    The metadata attributes ``EC2Metadata`` declares (``model.declared``);
-    its plumbing (``model.PLUMBING``) is no key.
+    The metadata attributes ``EC2Metadata`` declares (``lazy.declared``);
+    its other public attributes (``model.NOT_METADATA``) are no keys.
     """
     names = []
     for name, declaration in declared(EC2Metadata).items():
@@ -66,7 +57,7 @@ def snapshot_keys(include_secrets: bool = False, include_user_data: bool = False
 class _Memo:
     """The gathered bodies; a path the plan missed is fetched on demand."""
 
-    def __init__(self, client: IMDSClient, outcomes: Dict[str, Outcome]) -> None:
+    def __init__(self, client: IMDSClient, outcomes: Dict[str, Body]) -> None:
         self._client = client
         self._outcomes = outcomes
         self.misses: List[str] = []
@@ -218,7 +209,7 @@ def snapshot(
     by path under ``/latest/`` (``None`` for 404), for faces that must name
     values by their IMDS path.
     """
-    source = _default() if metadata is None else metadata
+    source = ec2_metadata if metadata is None else metadata
     client = source.client
     available = snapshot_keys(include_secrets, include_user_data)
     if keys is None:
@@ -265,9 +256,3 @@ def _discover(memo: _Memo, plan: Plan, result: Dict[str, JSON]) -> List[str]:
         for message in messages:
             logging.getLogger(__name__).warning("%s", message)
     return messages
-
-
-def _default() -> EC2Metadata:
-    from . import ec2_metadata
-
-    return ec2_metadata

@@ -21,6 +21,7 @@ from typing import Any, Callable, Optional
 from .errors import IMDSError
 from .events import DEFAULT_INTERVAL, TAG_VALUES_EVERY, Event, Watcher, select_kinds
 from .model import EC2Metadata
+from .output import emit
 
 EXIT_NOTICE = 4
 PROG = "ec2-metadata-core watch"
@@ -80,9 +81,7 @@ def _on_term(signum: int, frame: Optional[FrameType]) -> None:
 
 
 def _write(event: Event) -> None:
-    from .cli import _emit  # the CLI's one writer: output errors are its to report
-
-    _emit((json.dumps(event, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"))
+    emit((json.dumps(event, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
 def _log_to_stderr(verbose: bool, once: bool) -> Callable[[], None]:

@@ -20,7 +20,7 @@ from ec2_metadata_core.model import EC2Metadata
 from ec2_metadata_core.presence import is_turned_off
 from ec2_metadata_core.presence import probe as probe_client
 
-from . import negative
+from . import presence_cache
 from .options import Options, connection_settings, from_minion_opts
 
 log = logging.getLogger(__name__)
@@ -104,26 +104,26 @@ def _not_found(
     options: Options, settings: config.Settings, cachedir: Optional[str], reason: IMDSError
 ) -> None:
     """Say (or not) that the probe found no IMDS, and remember it for a while."""
-    remembered = negative.path_in(cachedir)
+    remembered = presence_cache.path_in(cachedir)
     seconds = options.negative_cache_seconds
     if is_turned_off(reason):
         # Something at the IMDS address said no: an instance whose IMDS
-        # is turned off. Worth one line per negative-cache period.
+        # is turned off. Worth one line per negative_cache_seconds.
         log.warning("ec2 grain omitted: %s", reason)
-        negative.remember(remembered, settings.endpoint, seconds)
+        presence_cache.remember(remembered, settings.endpoint, seconds)
         return
     why = None
     if options.endpoint is not None:
         why = "ec2_metadata.endpoint is set"
-    elif negative.answered_before(cachedir, settings.endpoint):
+    elif presence_cache.answered_before(cachedir, settings.endpoint):
         why = "it answered this minion before"
     if why is None:
         log.debug("ec2 grain skipped: not on EC2 (%s)", reason)
-        negative.remember(remembered, settings.endpoint, seconds)
+        presence_cache.remember(remembered, settings.endpoint, seconds)
         return
     # An IMDS that should be here: a slow, throttled or unreachable one, not a
     # machine off EC2. Say so, and look again soon rather than in an hour.
-    retry = min(seconds, negative.RETRY_SOON_SECONDS)
+    retry = min(seconds, presence_cache.RETRY_SOON_SECONDS)
     log.warning(
         "ec2 grain omitted: no IMDS answered at %s, though %s (%s); probing again in %gs "
         "(raise ec2_metadata.probe_timeout if IMDS is slow here)",
@@ -132,7 +132,7 @@ def _not_found(
         reason,
         retry,
     )
-    negative.remember(remembered, settings.endpoint, seconds, retry_after=retry)
+    presence_cache.remember(remembered, settings.endpoint, seconds, retry_after=retry)
 
 
 def present(options: Options, settings: config.Settings, cachedir: Optional[str]) -> bool:
@@ -140,8 +140,8 @@ def present(options: Options, settings: config.Settings, cachedir: Optional[str]
     endpoint = endpoint_for(settings)
     if endpoint.confirmed:
         return True
-    remembered = negative.path_in(cachedir)
-    if negative.is_fresh(remembered, settings.endpoint, options.negative_cache_seconds):
+    remembered = presence_cache.path_in(cachedir)
+    if presence_cache.is_fresh(remembered, settings.endpoint, options.negative_cache_seconds):
         log.debug(
             "ec2 grain skipped: no IMDS at %s (remembered in %s)", settings.endpoint, remembered
         )
@@ -151,8 +151,8 @@ def present(options: Options, settings: config.Settings, cachedir: Optional[str]
         _not_found(options, settings, cachedir, reason)
         return False
     endpoint.confirmed = True
-    negative.forget(remembered)
-    negative.remember_answer(cachedir, settings.endpoint)
+    presence_cache.forget(remembered)
+    presence_cache.remember_answer(cachedir, settings.endpoint)
     return True
 
 

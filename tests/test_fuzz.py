@@ -22,10 +22,11 @@ from ec2_metadata_core import (
     IMDSError,
     MalformedResponseError,
     SpotInstanceAction,
+    documents,
     http1,
-    model,
     parse,
 )
+from ec2_metadata_core.errors import FormatError
 from ec2_metadata_core.flat import IDENTIFIER, flatten, flatten_with_paths, to_env
 from ec2_metadata_core.snapshot import to_json, user_data_json
 from ec2_metadata_core.transport import Response
@@ -92,9 +93,9 @@ JSON_READERS: List[Callable[[str, Optional[bytes]], Any]] = [
     parse.json_document,
     parse.optional_json_object,
     parse.json_list,
-    model._iam_info,
-    model._identity_document,
-    model._spot_action,
+    documents.iam_info,
+    documents.identity_document,
+    documents.spot_action,
 ]
 
 
@@ -128,7 +129,7 @@ def test_identity_fields_are_strings_or_malformed(document: Dict[str, Any]) -> N
     body = json.dumps(document).encode("utf-8")
     for key in ("region", "accountId"):
         try:
-            value = model._field(PATH, model._identity_document(PATH, body), key)
+            value = documents.string_field(PATH, documents.identity_document(PATH, body), key)
         except MalformedResponseError:
             assert not isinstance(document.get(key), str)
         else:
@@ -271,7 +272,7 @@ def test_timestamps_read_back_the_moment_written(moment: dt.datetime, zulu: bool
 def test_spot_actions_are_read_or_malformed(action: str, time: Any) -> None:
     body = json.dumps({"action": action, "time": time}).encode("utf-8")
     try:
-        notice = model._spot_action(PATH, body)
+        notice = documents.spot_action(PATH, body)
     except MalformedResponseError:
         return
     assert isinstance(notice, SpotInstanceAction)
@@ -413,5 +414,10 @@ def test_flattening_loses_nothing_and_names_are_identifiers(
     assert {path: value for path, value in flat.values()} == expected
     assert flatten_with_paths(dict(reversed(list(snap.items()))), root) == flat
     values = flatten(snap, root)
+    texts = ["\n".join(map(str, v)) if isinstance(v, list) else str(v) for v in values.values()]
+    if any("\0" in text for text in texts):  # no shell variable can carry a NUL: refused
+        with pytest.raises(FormatError, match="NUL"):
+            to_env(values, "ec2_")
+        return
     env = to_env(values, "ec2_")
     assert all("export ec2_{}=".format(key) in env for key in values)

@@ -8,7 +8,8 @@ import pytest
 
 from ec2_metadata_core import EC2Metadata
 from ec2_metadata_core.client import IMDSClient
-from ec2_metadata_core.model import PLUMBING, NetworkInterface, declared
+from ec2_metadata_core.lazy import declared
+from ec2_metadata_core.model import NOT_METADATA, NetworkInterface
 from ec2_metadata_core.plan import Plan
 from ec2_metadata_core.simulator import Simulator
 from ec2_metadata_core.snapshot import snapshot, snapshot_keys
@@ -17,20 +18,20 @@ MACS = "meta-data/network/interfaces/macs/"
 
 
 def undeclared(cls: type) -> List[str]:
-    """Public attributes of ``cls`` that are neither declared metadata nor plumbing, or both."""
+    """Public attributes of ``cls`` neither declared metadata nor in NOT_METADATA, or both."""
     table = declared(cls)
     return [
         name
         for name in dir(cls)
-        if not name.startswith("_") and (name in table) == (name in PLUMBING)
+        if not name.startswith("_") and (name in table) == (name in NOT_METADATA)
     ]
 
 
-def test_every_public_attribute_is_declared_metadata_or_plumbing() -> None:
+def test_every_public_attribute_is_declared_metadata_or_not_metadata() -> None:
     assert undeclared(EC2Metadata) == []
 
 
-def test_a_new_property_neither_declared_nor_plumbing_is_caught() -> None:
+def test_a_new_property_neither_declared_nor_listed_as_not_metadata_is_caught() -> None:
     class Grown(EC2Metadata):
         @property
         def shiny_new_value(self) -> str:
@@ -45,7 +46,7 @@ def test_snapshot_keys_are_the_declared_metadata() -> None:
     assert keys == sorted(name for name, d in table.items() if d.in_snapshot)
     # Metadata another key holds whole is no key of its own.
     assert "block_device_mapping_names" in table and "block_device_mapping_names" not in keys
-    assert not PLUMBING & set(keys)
+    assert not NOT_METADATA & set(keys)
 
 
 def test_listings_go_first_the_interfaces_first() -> None:

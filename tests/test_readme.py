@@ -10,7 +10,8 @@ from pathlib import Path
 
 from readme_support import DOCS, REPO, RUN_BY, readme_blocks
 
-from ec2_metadata_core.model import NetworkInterface, declared
+from ec2_metadata_core.lazy import declared
+from ec2_metadata_core.model import NetworkInterface
 from ec2_metadata_core.snapshot import snapshot_keys
 
 SNAPSHOT_DOC = (DOCS / "snapshot.md").read_text(encoding="utf-8")

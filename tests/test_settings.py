@@ -148,10 +148,10 @@ SPECS = {
     ("ec2_metadata_core/cli.py", "_connection_options"),  # the CLI's argparse options
     ("ansible_collection/plugins/modules/ec2_metadata_facts.py", "ARGUMENT_SPEC"),
 }
-# A name that only shares its spelling with a setting: the negative cache file's own
+# A name that only shares its spelling with a setting: the presence cache file's own
 # field for the URL it remembers.
 NOT_THE_SETTING = {
-    ("salt_grains/negative.py", "endpoint"),
+    ("salt_grains/presence_cache.py", "endpoint"),
     ("salt_grains/enroll.py", "timeout"),  # the POST to the master's webhook, not IMDS
 }
 FACE_DIRS = ("ec2_metadata_core", "salt_grains", "ansible_collection/plugins")

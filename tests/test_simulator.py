@@ -514,6 +514,25 @@ def test_stop_is_prompt_with_a_request_in_flight() -> None:
     assert not thread.is_alive() and len(failures) == 1
 
 
+def test_stop_after_ctrl_c_inside_start_frees_the_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``simulate``'s ``finally: sim.stop()`` when SIGINT lands before the serving thread runs."""
+    real_start = threading.Thread.start
+
+    def interrupted(thread: threading.Thread) -> None:
+        if thread.name.startswith("imds-simulator-"):
+            raise KeyboardInterrupt
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", interrupted)
+    sim = Simulator()
+    with pytest.raises(KeyboardInterrupt):
+        sim.start()
+    sim.stop()
+    assert not sim.running
+    with socket.socket() as probe:  # no listener left on the port
+        assert probe.connect_ex((sim.host, sim.port)) != 0
+
+
 # -- counters and performance -----------------------------------------------------------
 
 

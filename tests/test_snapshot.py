@@ -11,7 +11,7 @@ import pytest
 
 from ec2_metadata_core import EC2Metadata, IMDSHTTPError
 from ec2_metadata_core.flat import flatten
-from ec2_metadata_core.model import declared
+from ec2_metadata_core.lazy import declared
 from ec2_metadata_core.sensitive import SECRET_KEYS
 from ec2_metadata_core.simulator import Simulator, load_instance
 from ec2_metadata_core.snapshot import snapshot, snapshot_keys

@@ -2,7 +2,7 @@
 
 Python 3.12 dropped the lock ``functools.cached_property`` took, so the seed's
 attributes could be computed (and fetched) once per racing thread there;
-``model.cached_property`` locks per attribute instead.
+``lazy.cached_property`` locks per attribute instead.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from typing import Any, Callable, Dict, List
 
 import pytest
 
-from ec2_metadata_core import EC2Metadata, TokenTimeoutError
-from ec2_metadata_core.model import LazyObject, cached_property
-from ec2_metadata_core.simulator import Simulator
+from ec2_metadata_core import EC2Metadata, IMDSError, TokenTimeoutError
+from ec2_metadata_core.lazy import LazyObject, cached_property
+from ec2_metadata_core.once import MISSING, Once
+from ec2_metadata_core.simulator import Fault, Simulator
 
 THREADS = 32
 
@@ -140,7 +141,7 @@ def _token_error(metadata: EC2Metadata, name: str) -> BaseException:
     return caught.value
 
 
-# -- model.cached_property itself ------------------------------------------------------
+# -- lazy.cached_property itself ------------------------------------------------------
 
 
 class Counted(LazyObject):
@@ -241,3 +242,53 @@ def test_concurrent_del_and_reads_never_raise() -> None:
                 assert obj.flaky == "ok"
 
     run_together(8, work)
+
+
+# -- once: what the attributes and the token share ----------------------------------
+
+
+def test_threads_reading_one_failing_tag_share_its_error(
+    imds_simulator_factory: Callable[..., Simulator],
+) -> None:
+    sim = imds_simulator_factory()
+    sim.add_fault(Fault("meta-data/tags/instance/Name", status=500, delay=0.1))
+    tags = EC2Metadata(endpoint=sim.url, attempts=1).tags
+    errors = run_together(8, lambda i: _imds_error(lambda: tags["Name"]))
+    # One slow failing read for the eight, not eight in turn: each got its error.
+    assert all(error is errors[0] for error in errors)
+
+
+def _imds_error(read: Callable[[], Any]) -> BaseException:
+    with pytest.raises(IMDSError) as caught:
+        read()
+    return caught.value
+
+
+def test_once_hands_waiters_only_the_failures_it_shares() -> None:
+    once = Once(shared=(LookupError,))
+    calls: List[int] = []
+
+    def compute() -> str:
+        calls.append(1)
+        time.sleep(0.02)  # the others queue on the lock meanwhile
+        raise RuntimeError("not shared")
+
+    errors = run_together(4, lambda i: _runtime_error(lambda: once.run(lambda: MISSING, compute)))
+    assert len(calls) == 4  # each thread tried for itself
+    assert len({id(error) for error in errors}) == 4
+    assert once.failure is None
+
+
+def test_once_forgets_a_failure_it_is_told_to() -> None:
+    once = Once()
+    with pytest.raises(RuntimeError):
+        once.run(lambda: MISSING, _fail)
+    failed = once.failure
+    assert isinstance(failed, RuntimeError)
+    with once.lock:
+        once.failure = None  # what clearing the token does
+    assert once.run(lambda: MISSING, lambda: "fresh") == "fresh"
+
+
+def _fail() -> str:
+    raise RuntimeError("failed")

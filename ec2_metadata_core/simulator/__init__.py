@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any, Dict, List
 
 if TYPE_CHECKING:
     from .cli import main
+    from .faults import Fault
     from .instance import DEFAULT_INSTANCE_PATH, load_instance
     from .scenarios import SCENARIOS, scenario
-    from .server import Fault, Simulator, Stats
+    from .server import Simulator, Stats
 
 __all__ = [
     "DEFAULT_INSTANCE_PATH",
@@ -28,7 +29,7 @@ __all__ = [
 
 _HOMES: Dict[str, str] = {
     "DEFAULT_INSTANCE_PATH": "instance",
-    "Fault": "server",
+    "Fault": "faults",
     "Simulator": "server",
     "Stats": "server",
     "load_instance": "instance",

@@ -34,7 +34,7 @@ def fail(prog: str, message: object, status: int = EXIT_USAGE) -> int:
     return status
 
 
-class Parser(argparse.ArgumentParser):
+class _OneLineErrorParser(argparse.ArgumentParser):
     """The standalone simulator's parser: a bad option is one line and exit 2."""
 
     def error(self, message: str) -> NoReturn:
@@ -367,7 +367,7 @@ def _add_notices(operations: _Subparsers, parents: Sequence[argparse.ArgumentPar
 
 def build_parser() -> argparse.ArgumentParser:
     """The standalone simulator's parser (``python -m ec2_metadata_core.simulator``)."""
-    parser = Parser(
+    parser = _OneLineErrorParser(
         prog=PROG,
         description="Serve a simulated EC2 instance metadata service (IMDSv2) on loopback.",
         parents=[endpoint_options(None)],

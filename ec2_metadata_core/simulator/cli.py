@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ipaddress
 import signal
 import sys
 import time
 from types import FrameType
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
-from .args import ENDPOINT_VAR, PROG, UsageError, build_parser, fail
+from .args import ENDPOINT_VAR, PROG, build_parser, fail
+from .control import is_loopback
 
 EXIT_INTERRUPTED = 130
 
@@ -42,17 +42,11 @@ def run(args: argparse.Namespace) -> int:
     return serve(args)
 
 
-def _loopback(host: str) -> bool:
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def serve(args: argparse.Namespace) -> int:
     """Serve until SIGINT/SIGTERM; 0 on a clean stop, 2 on bad input."""
+    from .faults import Fault
     from .scenarios import scenario
-    from .server import Fault, Simulator  # keep `--help` and argument errors fast
+    from .server import Simulator  # keep `--help` and argument errors fast
 
     try:
         sim = Simulator(
@@ -93,7 +87,7 @@ def serve(args: argparse.Namespace) -> int:
             return fail(PROG, f"--identity-cert {args.identity_cert}: {exc.strerror or exc}")
     if args.spot_interruption_in is not None:
         sim.schedule_spot_interruption(args.spot_interruption_in, args.spot_action)
-    if not _loopback(args.host):
+    if not is_loopback(args.host):
         sys.stderr.write(
             f"{PROG}: warning: listening on {args.host}, not loopback: other machines can "
             "read this simulated IMDS"
@@ -129,4 +123,4 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["UsageError", "main", "run", "serve"]
+__all__ = ["main", "run", "serve"]

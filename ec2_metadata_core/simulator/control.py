@@ -37,13 +37,11 @@ import json
 import re
 import secrets
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
-from .instance import Directory, Leaf, split_data_path
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .instance import Node
+from .instance import Directory, Node, StoredValue, split_data_path
+from .protocol import InstanceProtocol
 
 PREFIX = "/_simulator/"
 SPOT_ACTIONS = ("terminate", "stop", "hibernate")
@@ -77,7 +75,7 @@ def _iso(when: dt.datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _http_date(when: dt.datetime) -> str:
+def _event_time(when: dt.datetime) -> str:
     """``21 Jan 2019 09:00:43 GMT``, whatever the locale (strftime's %b is not)."""
     return "{:02d} {} {:04d} {:02d}:{:02d}:{:02d} GMT".format(
         when.day, _MONTHS[when.month - 1], when.year, when.hour, when.minute, when.second
@@ -90,18 +88,13 @@ def _seconds(name: str, value: Any) -> float:
     return float(value)
 
 
-class NoticeControls:
-    """The live controls of ``Simulator`` (mixed in; see the module docstring)."""
+class NoticeControls(InstanceProtocol):
+    """The live controls of ``Simulator`` (mixed in; see the module docstring).
+
+    Each is a ``set`` or ``delete`` of the served tree (``protocol.py``).
+    """
 
     control = True  # serve /_simulator/ to loopback peers
-
-    if TYPE_CHECKING:  # provided by Simulator
-        _data_lock: threading.Lock
-        _root: Directory
-
-        def set(self, path: str, value: Any) -> None: ...
-
-        def delete(self, path: str) -> None: ...
 
     # -- reading the served tree -------------------------------------------------
 
@@ -114,7 +107,7 @@ class NoticeControls:
                 if not isinstance(node, Directory) or segment not in node.entries:
                     return None
                 node = node.entries[segment]
-            return node.body if isinstance(node, Leaf) else None
+            return node.body if isinstance(node, StoredValue) else None
 
     def _json_list(self, path: str) -> List[Any]:
         body = self.read(path)
@@ -183,11 +176,11 @@ class NoticeControls:
         start = _now() + dt.timedelta(seconds=_seconds("in_seconds", in_seconds))
         end = start + dt.timedelta(seconds=_seconds("duration", duration))
         event = {
-            "NotBefore": _http_date(start),
+            "NotBefore": _event_time(start),
             "Code": code,
             "Description": MAINTENANCE_CODES[code] if description is None else str(description),
             "EventId": event_id or "instance-event-" + secrets.token_hex(9)[:17],
-            "NotAfter": _http_date(end),
+            "NotAfter": _event_time(end),
             "State": "active",
         }
         with _EDIT:
@@ -254,16 +247,18 @@ class NoticeControls:
         if not self.control:
             return 404, _json({"error": "not found"})
         host = str(peer[0]) if isinstance(peer, tuple) and peer else ""
-        if not _loopback(host.split("%")[0]):
+        if not is_loopback(host.split("%")[0]):
             return 403, _json({"error": "simulator control is served to loopback peers only"})
         fields = fields or {}
-        if not _loopback(_hostname(fields.get("host", ""))):
+        if not is_loopback(_hostname(fields.get("host", ""))):
             return 403, _json(
                 {"error": "simulator control needs a loopback Host (127.0.0.1, localhost, [::1])"}
             )
         origin = fields.get("origin")
         cross_site = fields.get("sec-fetch-site", "none") not in ("none", "same-origin")
-        if cross_site or (origin is not None and not _loopback(_hostname(urlsplit(origin).netloc))):
+        if cross_site or (
+            origin is not None and not is_loopback(_hostname(urlsplit(origin).netloc))
+        ):
             return 403, _json({"error": "simulator control is not served to other sites"})
         if method != "POST":
             return 405, _json({"error": "use POST"})
@@ -298,7 +293,7 @@ def _hostname(authority: str) -> str:
     return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
 
 
-def _loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     """A loopback address, or ``localhost`` (which no one else's DNS can answer for)."""
     if host.lower().rstrip(".") == "localhost":
         return True

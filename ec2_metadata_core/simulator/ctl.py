@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import ipaddress
 import json
 import os
 import sys
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional
 from urllib.parse import quote, urlsplit
 
 from .args import DEFAULT_ENDPOINT, ENDPOINT_VAR, UsageError, fail
-from .control import OPERATIONS, PREFIX
+from .control import OPERATIONS, PREFIX, is_loopback
 
 PROG = "ec2-metadata-core simulate ctl"
 
@@ -49,12 +48,7 @@ def _arguments(args: argparse.Namespace) -> Dict[str, Any]:
 
 def _endpoint(given: Optional[str]) -> str:
     url = (given or os.environ.get(ENDPOINT_VAR) or DEFAULT_ENDPOINT).rstrip("/")
-    host = urlsplit(url).hostname or ""
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if urlsplit(url).scheme != "http" or not loopback:
+    if urlsplit(url).scheme != "http" or not is_loopback(urlsplit(url).hostname or ""):
         raise UsageError(f"{url!r} is not a simulator on loopback (http://127.0.0.1:PORT)")
     return url
 
@@ -99,10 +93,3 @@ def run(args: argparse.Namespace) -> int:
     if result is not None:
         sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
     return 0
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``simulate ctl ARGS``, kept for callers of this entry point."""
-    from .cli import main as simulate
-
-    return simulate(["ctl", *(sys.argv[1:] if argv is None else argv)])

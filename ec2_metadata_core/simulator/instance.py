@@ -30,8 +30,8 @@ TOP_LEVEL = ("dynamic", "meta-data", "user-data")
 InstanceSource = Union[None, str, "os.PathLike[str]", Mapping[str, Any]]
 
 
-class Leaf:
-    """A served value, encoded once at load time so requests only copy bytes."""
+class StoredValue:
+    """A leaf of the tree: the bytes one path serves, encoded once so requests only copy them."""
 
     __slots__ = ("body", "content_type")
 
@@ -49,7 +49,7 @@ class Directory:
         self.entries: Dict[str, Node] = entries if entries is not None else {}
 
 
-Node = Union[Directory, Leaf]
+Node = Union[Directory, StoredValue]
 
 
 def _type_name(value: Any) -> str:
@@ -74,7 +74,7 @@ def _check_name(name: Any, where: str) -> str:
     return name
 
 
-def _json_leaf(spec: Mapping[str, Any], where: str) -> Leaf:
+def _json_leaf(spec: Mapping[str, Any], where: str) -> StoredValue:
     compact = spec.get("$compact", False)
     if not isinstance(compact, bool):
         raise ValueError(f"{where}: $compact must be true or false")
@@ -86,10 +86,10 @@ def _json_leaf(spec: Mapping[str, Any], where: str) -> Leaf:
             text = json.dumps(spec["$json"], indent=2, separators=(",", " : "), allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: $json value is not JSON-serializable: {exc}") from None
-    return Leaf(text.encode("utf-8"))
+    return StoredValue(text.encode("utf-8"))
 
 
-def _special_leaf(spec: Mapping[str, Any], where: str) -> Leaf:
+def _special_leaf(spec: Mapping[str, Any], where: str) -> StoredValue:
     keys = set(spec)
     if keys in ({"$json"}, {"$json", "$compact"}):
         return _json_leaf(spec, where)
@@ -98,14 +98,14 @@ def _special_leaf(spec: Mapping[str, Any], where: str) -> Leaf:
         if not isinstance(raw, str):
             raise ValueError(f"{where}: $base64 must be a string")
         try:
-            return Leaf(base64.b64decode(raw.encode("ascii"), validate=True))
+            return StoredValue(base64.b64decode(raw.encode("ascii"), validate=True))
         except (binascii.Error, UnicodeEncodeError, ValueError):
             raise ValueError(f"{where}: $base64 is not valid base64") from None
     if keys == {"$text"}:
         text = spec["$text"]
         if not isinstance(text, str):
             raise ValueError(f"{where}: $text must be a string")
-        return Leaf(text.encode("utf-8"))
+        return StoredValue(text.encode("utf-8"))
     shown = ", ".join(sorted(repr(k) for k in keys))
     raise ValueError(
         f"{where}: a leaf object must hold exactly one of $json (with optional $compact), "
@@ -116,14 +116,14 @@ def _special_leaf(spec: Mapping[str, Any], where: str) -> Leaf:
 def compile_node(value: Any, where: str) -> Node:
     """Turn one data-file value into a served node; ``where`` names it in errors."""
     if isinstance(value, str):
-        return Leaf(value.encode("utf-8"))
+        return StoredValue(value.encode("utf-8"))
     if isinstance(value, list):
         for index, item in enumerate(value):
             if not isinstance(item, str):
                 raise ValueError(
                     f"{where}[{index}]: list items must be strings, got {_type_name(item)}"
                 )
-        return Leaf("\n".join(value).encode("utf-8"))
+        return StoredValue("\n".join(value).encode("utf-8"))
     if isinstance(value, dict):
         if any(isinstance(k, str) and k.startswith("$") for k in value):
             return _special_leaf(value, where)
@@ -165,7 +165,7 @@ def compile_top(key: str, value: Any) -> Node:
     """Compile a top-level entry, which has stricter shapes than inner ones."""
     node = compile_node(value, key)
     if key == "user-data":
-        if not isinstance(node, Leaf):
+        if not isinstance(node, StoredValue):
             raise ValueError("user-data: must be a leaf (string, $base64 or $text), not an object")
         node.content_type = "application/octet-stream"
     elif not isinstance(node, Directory):

@@ -34,7 +34,7 @@ SCENARIOS: Dict[str, Dict[str, Any]] = {
 
 def scenario(name: str) -> Dict[str, Any]:
     """``Simulator`` keyword arguments for scenario ``name`` (KeyError if unknown)."""
-    from .server import Fault
+    from .faults import Fault
 
     knobs = dict(SCENARIOS[name])
     if "faults" in knobs:

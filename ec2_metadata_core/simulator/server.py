@@ -1,26 +1,25 @@
-"""A local IMDSv2 server, so playbooks, states and tests can run off EC2.
+"""The simulator's HTTP server: ``Simulator``, its sockets, threads and HTTP/1.1 framing.
 
-It speaks the token protocol, serves an instance data tree, and can misbehave
-on purpose (latency, throttling, resets, truncation, silence) so clients can be
-tested against the failures they will meet on real instances.
+This module's one job is the wire and the lifecycle: bind, accept, a thread a
+connection, read each request (its own small parser: http.server's is the
+costliest part of a request), count it in ``Stats``, hand it to the faults and
+limits (``faults.py``) and the instance protocol (``protocol.py``), and frame
+the ``Reply`` they give, with ``Connection: close`` after every answer unless
+``keep_alive`` (the real service's behaviour, which every benchmark figure is
+measured against). ``Simulator`` mixes in those two and the live controls
+(``control.py``) and holds the state of all of them.
 """
 
 from __future__ import annotations
 
-import base64
 import collections
 import contextlib
 import copy
 import email.utils
-import fnmatch
-import http
 import random
-import re
-import secrets
 import selectors
 import socket
 import socketserver
-import struct
 import sys
 import threading
 import time
@@ -33,109 +32,13 @@ from urllib.parse import unquote, urlsplit
 
 from .control import PREFIX as CONTROL_PREFIX
 from .control import NoticeControls
-from .instance import (
-    Directory,
-    InstanceSource,
-    Leaf,
-    Node,
-    compile_node,
-    compile_top,
-    load,
-    split_data_path,
-)
+from .faults import Connection, Fault, FaultsAndLimits, reset_now, turn_away
+from .instance import InstanceSource, load
+from .protocol import TOKEN_PATH, InstanceProtocol, Reply, error, phrase
 from .signing import IdentitySigner, default_signer, sign_tree
 
-TOKEN_PATH = "/latest/api/token"
-TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds"
-TOKEN_HEADER = "X-aws-ec2-metadata-token"
-TTL_HEADER_KEY = TTL_HEADER.lower()
-TOKEN_HEADER_KEY = TOKEN_HEADER.lower()
-MAX_TOKEN_TTL = 21600
-FAULT_ACTIONS = ("reset", "delay", "truncate", "silent")
-OVER_CAPACITY_ACTIONS = ("reset", "refuse")
-THROTTLE_ACTIONS = ("429", "503", "drop")
-# Characters a URL path carries as they are (RFC 3986 pchar): a name made only
-# of these is matched literally, never through its percent-encoded form.
-_LITERAL = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@]*\Z")
-
-_TTL_RE = re.compile(r"[0-9]{1,9}")
 _MAX_BODY = 1 << 20
 _TRUNCATE_EXTRA = 64
-
-_IDENTITY_DOCUMENT = ["dynamic", "instance-identity", "document"]
-
-
-@dataclass
-class Fault:
-    """A scripted misbehaviour for requests matching ``method`` and ``path``.
-
-    ``path`` is an exact path or an fnmatch glob, compared with both the raw and
-    the percent-decoded request path (query string excluded); one that starts
-    with neither ``/`` nor ``*`` is under ``/latest/`` (``meta-data/mac`` is
-    ``/latest/meta-data/mac``), as the paths of ``set`` and ``delete`` are. Of every
-    ``every`` matching requests the last ``k`` are hit (``every=5``: the 5th,
-    10th, ...; ``every=30, k=10``: 21st to 30th, 51st to 60th, ...), and each
-    of those only with probability ``chance`` (seeded by the simulator's
-    ``seed``). ``times=None`` means forever, N means at most N hits; ``seen``
-    counts matching requests, ``hits`` the ones the fault hit. With ``status``
-    (or ``body``) the answer is replaced; ``delay`` answers late; ``action`` is
-    one of ``reset``, ``delay``, ``truncate``, ``silent``.
-    """
-
-    path: str = "*"
-    method: Optional[str] = None
-    status: Optional[int] = None
-    action: Optional[str] = None
-    delay: float = 0.0
-    body: Union[bytes, str, None] = None
-    headers: Optional[Dict[str, str]] = None
-    times: Optional[int] = None
-    every: int = 1
-    k: int = 1
-    chance: float = 1.0
-    hits: int = field(default=0, compare=False)
-    seen: int = field(default=0, compare=False)
-
-    def __post_init__(self) -> None:
-        if self.action is not None and self.action not in FAULT_ACTIONS:
-            raise ValueError(f"Fault.action must be one of {', '.join(FAULT_ACTIONS)} or None")
-        if self.delay < 0:
-            raise ValueError("Fault.delay must be >= 0")
-        if self.action == "delay" and self.delay <= 0:
-            raise ValueError("Fault(action='delay') needs delay > 0 (seconds)")
-        if self.status is not None and not 100 <= self.status <= 599:
-            raise ValueError("Fault.status must be an HTTP status code (100..599)")
-        if self.times is not None and self.times < 0:
-            raise ValueError("Fault.times must be None (forever) or >= 0")
-        if self.every < 1 or not 1 <= self.k <= self.every:
-            raise ValueError("Fault.every must be >= 1 and Fault.k between 1 and every")
-        if not 0.0 < self.chance <= 1.0:
-            raise ValueError("Fault.chance must be in (0, 1]")
-        if self.method is not None:
-            self.method = self.method.upper()
-        if not isinstance(self.path, str):
-            raise ValueError("Fault.path must be a string (a path or a glob)")
-        if not self.path.startswith(("/", "*")):
-            self.path = "/latest/" + self.path
-
-    @property
-    def active(self) -> bool:
-        return self.times is None or self.hits < self.times
-
-    def strikes(self, rng: random.Random) -> bool:
-        """Count one matching request; True if the fault hits it (caller holds the lock)."""
-        self.seen += 1
-        if (self.seen - 1) % self.every < self.every - self.k:
-            return False
-        if self.chance < 1.0 and rng.random() >= self.chance:
-            return False
-        self.hits += 1
-        return True
-
-    def matches(self, method: str, path: str, raw_path: str) -> bool:
-        if self.method is not None and self.method != method:
-            return False
-        return fnmatch.fnmatchcase(path, self.path) or fnmatch.fnmatchcase(raw_path, self.path)
 
 
 @dataclass
@@ -163,57 +66,10 @@ class Stats:
     server_cpu_time: float = 0.0
 
 
-class _Reply:
-    __slots__ = ("body", "content_type", "headers", "status")
-
-    def __init__(
-        self,
-        status: int,
-        body: bytes = b"",
-        content_type: str = "text/plain",
-        headers: Optional[Dict[str, str]] = None,
-    ) -> None:
-        self.status = status
-        self.body = body
-        self.content_type = content_type
-        self.headers: Dict[str, str] = headers if headers is not None else {}
-
-
-def _phrase(status: int) -> str:
-    try:
-        return http.HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
-
-
-_ERROR_PAGES: Dict[int, bytes] = {}
-
-
-def _error_page(status: int) -> bytes:
-    """The XHTML page real IMDS sends with errors: clients must not mistake it for a value."""
-    page = _ERROR_PAGES.get(status)
-    if page is None:
-        title = f"{status} - {_phrase(status)}"
-        page = (
-            '<?xml version="1.0" encoding="iso-8859-1"?>\n'
-            '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN"\n'
-            '\t"http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd">\n'
-            '<html xmlns="http://www.w3.org/1999/xhtml" xml:lang="en" lang="en">\n'
-            f" <head>\n  <title>{title}</title>\n </head>\n"
-            f" <body>\n  <h1>{title}</h1>\n </body>\n</html>\n"
-        ).encode("ascii")
-        _ERROR_PAGES[status] = page
-    return page
-
-
-def _error(status: int, headers: Optional[Dict[str, str]] = None) -> _Reply:
-    return _Reply(status, _error_page(status), "text/html", headers)
-
-
 _DATE_CACHE: List[Any] = [0, ""]
 
 
-def _http_date() -> str:
+def _date_header() -> str:
     """Date header, formatted once a second (formatting is a visible share of a request)."""
     now = int(time.time())
     if _DATE_CACHE[0] != now:
@@ -254,7 +110,7 @@ class _Handler(socketserver.StreamRequestHandler):
                 return
         except _BadRequest:
             self.close_connection = True
-            self.send_reply(_error(400), head_only=False)
+            self.send_reply(error(400), head_only=False)
             return
         except OSError:  # idle timeout, reset by peer, or stop() shutting us down
             self.close_connection = True
@@ -308,15 +164,15 @@ class _Handler(socketserver.StreamRequestHandler):
                 rfile.read(int(raw))  # keep the connection in sync for the next request
         return True
 
-    def send_reply(self, reply: _Reply, head_only: bool, truncate: bool = False) -> None:
+    def send_reply(self, reply: Reply, head_only: bool, truncate: bool = False) -> None:
         body = reply.body
         length = len(body) + (_TRUNCATE_EXTRA if truncate else 0)
         if truncate:
             self.close_connection = True
         version = "HTTP/1.0" if self.server.simulator.http10 else "HTTP/1.1"
         lines = [
-            f"{version} {reply.status} {_phrase(reply.status)}",
-            f"Date: {_http_date()}",
+            f"{version} {reply.status} {phrase(reply.status)}",
+            f"Date: {_date_header()}",
             "Server: EC2ws",
             f"Content-Type: {reply.content_type}",
             f"Content-Length: {length}",
@@ -434,15 +290,7 @@ class _IMDSServer(ThreadingHTTPServer):
                 opened = len(self._open)
         if over:
             sim._count_connection(over_capacity=True)
-            if sim.over_capacity == "refuse":
-                # Cut before reading a byte: the nearest a listener gets to refusing.
-                self._reset_now(request)
-                return
-            # "reset": read the request, then cut the connection.
-            thread = threading.Thread(
-                target=self._reset_after_request, args=(request,), daemon=True
-            )
-            thread.start()
+            turn_away(request, sim.over_capacity)
             return
         thread = threading.Thread(
             target=self.process_request_thread,
@@ -454,18 +302,6 @@ class _IMDSServer(ThreadingHTTPServer):
             self._conns[request] = thread
         sim._count_connection(opened=opened)
         thread.start()
-
-    def _reset_after_request(self, request: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            request.settimeout(1.0)
-            request.recv(65536)
-        self._reset_now(request)
-
-    @staticmethod
-    def _reset_now(request: socket.socket) -> None:
-        with contextlib.suppress(OSError):  # linger 0: close() sends RST instead of FIN
-            request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        request.close()
 
     def release(self, sock: socket.socket) -> None:
         with self._conn_lock:
@@ -484,7 +320,7 @@ class _IMDSServer(ThreadingHTTPServer):
         if not reset:
             super().shutdown_request(request)
             return
-        self._reset_now(request)
+        reset_now(request)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         exc = sys.exc_info()[1]
@@ -527,7 +363,7 @@ _LIVE_KNOBS = frozenset(
 )
 
 
-class Simulator(NoticeControls):
+class Simulator(NoticeControls, InstanceProtocol, FaultsAndLimits):
     """An IMDSv2 endpoint on loopback whose data and failure modes can change live.
 
     All knobs are plain attributes or validated properties and may be changed
@@ -585,83 +421,46 @@ class Simulator(NoticeControls):
         vanishing_tag: Optional[str] = None,
         signer: Union[IdentitySigner, bool, None] = True,
     ) -> None:
-        self._data_lock = threading.Lock()
+        # Guards the counters, the tokens, the random generator, the bucket and the faults.
         self._lock = threading.Lock()
+        # The instance protocol's (protocol.py): the tree, its signer, the tokens, the rules.
+        self._data_lock = threading.Lock()
         _, self._root = load(instance)
         # Identity documents are signed with the process's shared key (True),
         # a given IdentitySigner, or not at all (None/False: the data file's values).
         self.signer = default_signer() if signer is True else (signer or None)
         sign_tree(self._root, self.signer)
-        self.host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-        self.port = port
-        self.latency = latency
+        self._tokens: Dict[str, float] = {}
         self.token_ttl_cap = token_ttl_cap
         self.tags_enabled = tags_enabled
         self.imdsv1 = imdsv1
+        self.vanishing_tag = vanishing_tag
+        # The faults and limits' (faults.py).
+        self._rng = random.Random(seed)
+        self._stopping = threading.Event()
+        self.latency = latency
         self.silent = silent
         self.error_rate = error_rate
         self.error_statuses = error_statuses
         self.faults: List[Fault] = list(faults) if faults else []
-        self.verbose = verbose
-        self._server: Optional[_IMDSServer] = None
-        self.listen_queue = listen_queue
         self.max_connections = max_connections
         self.over_capacity = over_capacity
         self.throttle = throttle
         self._bucket = (0.0, 0.0)  # (tokens, monotonic time of the last refill)
         self.rate_burst = rate_burst
         self.rate_limit = rate_limit
+        # The server's own.
+        self.host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        self.port = port
+        self.verbose = verbose
         self.keep_alive = keep_alive
         self.http10 = http10
-        self.vanishing_tag = vanishing_tag
-        self._rng = random.Random(seed)
-        self._tokens: Dict[str, float] = {}
-        self._stats = Stats()
-        self._stopping = threading.Event()
+        self._server: Optional[_IMDSServer] = None
         self._thread: Optional[threading.Thread] = None
+        self.listen_queue = listen_queue
+        self._stats = Stats()
 
-    # -- validated knobs ---------------------------------------------------
-
-    @property
-    def latency(self) -> float:
-        return self._latency
-
-    @latency.setter
-    def latency(self, seconds: float) -> None:
-        if seconds < 0:
-            raise ValueError("latency must be >= 0 seconds")
-        self._latency = float(seconds)
-
-    @property
-    def token_ttl_cap(self) -> Optional[int]:
-        return self._token_ttl_cap
-
-    @token_ttl_cap.setter
-    def token_ttl_cap(self, seconds: Optional[int]) -> None:
-        if seconds is not None and not 1 <= seconds <= MAX_TOKEN_TTL:
-            raise ValueError(f"token_ttl_cap must be None or 1..{MAX_TOKEN_TTL} seconds")
-        self._token_ttl_cap = seconds
-
-    @property
-    def error_rate(self) -> float:
-        return self._error_rate
-
-    @error_rate.setter
-    def error_rate(self, rate: float) -> None:
-        if not 0.0 <= rate <= 1.0:
-            raise ValueError("error_rate must be between 0 and 1")
-        self._error_rate = float(rate)
-
-    @property
-    def error_statuses(self) -> Tuple[int, ...]:
-        return self._error_statuses
-
-    @error_statuses.setter
-    def error_statuses(self, statuses: Sequence[int]) -> None:
-        checked = tuple(statuses)
-        if not checked or not all(100 <= s <= 599 for s in checked):
-            raise ValueError("error_statuses must be a non-empty sequence of HTTP status codes")
-        self._error_statuses = checked
+    # -- the listener ----------------------------------------------------------
 
     @property
     def listen_queue(self) -> int:
@@ -675,80 +474,6 @@ class Simulator(NoticeControls):
         server = self._server
         if server is not None:  # listen() again resizes the queue of a listening socket
             server.socket.listen(size)
-
-    @property
-    def max_connections(self) -> Optional[int]:
-        return self._max_connections
-
-    @max_connections.setter
-    def max_connections(self, count: Optional[int]) -> None:
-        if count is not None and count < 1:
-            raise ValueError("max_connections must be None or >= 1")
-        self._max_connections = count
-
-    @property
-    def over_capacity(self) -> str:
-        return self._over_capacity
-
-    @over_capacity.setter
-    def over_capacity(self, action: str) -> None:
-        if action not in OVER_CAPACITY_ACTIONS:
-            raise ValueError(f"over_capacity must be one of {', '.join(OVER_CAPACITY_ACTIONS)}")
-        self._over_capacity = action
-
-    @property
-    def throttle(self) -> str:
-        return self._throttle
-
-    @throttle.setter
-    def throttle(self, action: str) -> None:
-        action = str(action)
-        if action not in THROTTLE_ACTIONS:
-            raise ValueError(f"throttle must be one of {', '.join(THROTTLE_ACTIONS)}")
-        self._throttle = action
-
-    @property
-    def rate_limit(self) -> Optional[float]:
-        return self._rate_limit
-
-    @rate_limit.setter
-    def rate_limit(self, per_second: Optional[float]) -> None:
-        if per_second is not None and per_second <= 0:
-            raise ValueError("rate_limit must be None or > 0 requests per second")
-        self._rate_limit = None if per_second is None else float(per_second)
-        depth = self._depth()
-        self._bucket = (depth, time.monotonic())  # starts full
-
-    @property
-    def rate_burst(self) -> Optional[float]:
-        return self._rate_burst
-
-    @rate_burst.setter
-    def rate_burst(self, depth: Optional[float]) -> None:
-        if depth is not None and depth < 1:
-            raise ValueError("rate_burst must be None or >= 1 request")
-        self._rate_burst = None if depth is None else float(depth)
-        self._bucket = (self._depth(), time.monotonic())
-
-    def _depth(self) -> float:
-        rate = getattr(self, "_rate_limit", None)
-        if self._rate_burst is not None:
-            return self._rate_burst
-        return rate if rate is not None else 0.0
-
-    def _admit(self) -> bool:
-        """Take a token from the rate limit's bucket (caller holds the lock)."""
-        rate = self._rate_limit
-        if rate is None:
-            return True
-        tokens, then = self._bucket
-        now = time.monotonic()
-        tokens = min(self._depth(), tokens + (now - then) * rate)
-        if tokens < 1.0:
-            self._bucket = (tokens, now)
-            return False
-        self._bucket = (tokens - 1.0, now)
-        return True
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -791,7 +516,7 @@ class Simulator(NoticeControls):
         self._server = self._thread = None
         self._stopping.set()
         server.shutdown()
-        if thread is not None:
+        if thread is not None and thread.ident is not None:  # None: Ctrl-C came before it ran
             thread.join(1.0)
         server.server_close()
         server.close_all(timeout=1.0)
@@ -813,56 +538,6 @@ class Simulator(NoticeControls):
         state = "running" if self.running else "stopped"
         return f"<Simulator {self.url} {state}>"
 
-    # -- live changes ----------------------------------------------------------
-
-    def set(self, path: str, value: Any) -> None:
-        """Create or replace ``path`` (e.g. ``meta-data/spot/instance-action``) live.
-
-        ``value`` uses the data-file format; missing directories are created.
-        """
-        segments = split_data_path(path)
-        where = "/".join(segments)
-        node = compile_top(segments[0], value) if len(segments) == 1 else compile_node(value, where)
-        with self._data_lock:
-            directory = self._root
-            for depth, segment in enumerate(segments[:-1]):
-                child = directory.entries.get(segment)
-                if child is None:
-                    child = directory.entries[segment] = Directory()
-                elif not isinstance(child, Directory):
-                    blocked = "/".join(segments[: depth + 1])
-                    raise ValueError(f"{path!r}: {blocked} is a leaf, not a directory")
-                directory = child
-            if segments == ["user-data"] and isinstance(node, Leaf):
-                node.content_type = "application/octet-stream"
-            directory.entries[segments[-1]] = node
-            if len(segments) == 1:  # keep the /latest/ listing in IMDS order
-                order = ("dynamic", "meta-data", "user-data")
-                entries = self._root.entries
-                self._root.entries = {k: entries[k] for k in order if k in entries}
-            if _IDENTITY_DOCUMENT[: len(segments)] == segments:  # signed again when changed
-                sign_tree(self._root, self.signer)
-
-    def delete(self, path: str) -> None:
-        """Remove ``path`` live (it then answers 404); KeyError if it is absent."""
-        segments = split_data_path(path)
-        if segments == ["meta-data"]:
-            raise ValueError("meta-data cannot be deleted")
-        with self._data_lock:
-            directory: Node = self._root
-            for segment in segments[:-1]:
-                if not isinstance(directory, Directory) or segment not in directory.entries:
-                    raise KeyError(path)
-                directory = directory.entries[segment]
-            if not isinstance(directory, Directory) or segments[-1] not in directory.entries:
-                raise KeyError(path)
-            del directory.entries[segments[-1]]
-
-    def expire_tokens(self) -> None:
-        """Forget every issued token: the next request carrying one gets 401."""
-        with self._lock:
-            self._tokens.clear()
-
     def configure(self, **knobs: Any) -> None:
         """Set knobs by the constructor's names (a scenario's, say); ``faults`` are added."""
         for name, value in knobs.items():
@@ -872,15 +547,6 @@ class Simulator(NoticeControls):
                 setattr(self, name, value)
             else:
                 raise TypeError(f"not a live simulator knob: {name}")
-
-    def add_fault(self, *args: Any, **kwargs: Any) -> Fault:
-        """Shorthand for ``faults.append(Fault(...))`` that returns the Fault (or takes one)."""
-        if len(args) == 1 and isinstance(args[0], Fault) and not kwargs:
-            fault = args[0]
-        else:
-            fault = Fault(*args, **kwargs)
-        self.faults.append(fault)
-        return fault
 
     # -- counters ----------------------------------------------------------------
 
@@ -915,7 +581,7 @@ class Simulator(NoticeControls):
             status, body = self._control(
                 method, handler.path, handler.client_address, handler.fields
             )
-            handler.send_reply(_Reply(status, body, "application/json"), head_only=False)
+            handler.send_reply(Reply(status, body, "application/json"), head_only=False)
             return
         with self._lock:
             stats = self._stats
@@ -926,16 +592,7 @@ class Simulator(NoticeControls):
             admitted = self._admit()
             if not admitted:
                 stats.throttled += 1
-            fault = None
-            for candidate in list(self.faults):
-                if (
-                    admitted
-                    and candidate.active
-                    and candidate.matches(method, path, raw_path)
-                    and candidate.strikes(self._rng)
-                ):
-                    fault = candidate
-                    break
+            fault = self._strike(method, path, raw_path) if admitted and self.faults else None
         if not admitted:
             self._throttled(handler, method)
         else:
@@ -945,172 +602,8 @@ class Simulator(NoticeControls):
             stats.server_time += time.perf_counter() - started
             stats.server_cpu_time += time.thread_time() - started_cpu
 
-    def _send(self, handler: _Handler, reply: _Reply, method: str, truncate: bool = False) -> None:
+    def _send(self, handler: Connection, reply: Reply, method: str, truncate: bool = False) -> None:
         # Count first: a client that has its answer must find it in the stats.
         with self._lock:
             self._stats.by_status[reply.status] += 1
         handler.send_reply(reply, method == "HEAD", truncate)
-
-    def _throttled(self, handler: _Handler, method: str) -> None:
-        action = self._throttle
-        if action == "drop":
-            handler.drop()  # a dropped packet: the client hears nothing
-            return
-        self._send(handler, _error(int(action)), method)
-
-    def _respond(
-        self, handler: _Handler, method: str, raw_path: str, fault: Optional[Fault]
-    ) -> None:
-        latency = self._latency
-        if latency > 0 and self._stopping.wait(latency):
-            handler.abandon()
-            return
-        if self.silent:
-            handler.drop()
-            return
-        if fault is None:
-            self._send(handler, self._answer(method, raw_path, handler), method)
-            return
-        if fault.delay > 0 and self._stopping.wait(fault.delay):
-            handler.abandon()
-            return
-        if fault.action == "reset":
-            handler.reset()
-            return
-        if fault.action == "silent":
-            handler.drop()
-            return
-        if fault.status is not None and fault.status >= 300 and fault.body is None:
-            reply = _error(fault.status)
-        else:
-            reply = self._answer(method, raw_path, handler)
-            if fault.status is not None:
-                reply.status = fault.status
-            if fault.body is not None:
-                body = fault.body
-                reply.body = body.encode("utf-8") if isinstance(body, str) else bytes(body)
-                if fault.status is None:
-                    reply.status = 200
-                if reply.content_type == "text/html":
-                    reply.content_type = "text/plain"
-        if fault.headers:
-            reply.headers.update(fault.headers)
-        self._send(handler, reply, method, truncate=fault.action == "truncate")
-
-    def _answer(self, method: str, raw_path: str, handler: _Handler) -> _Reply:
-        path = raw_path
-        if method == "PUT":
-            if path != TOKEN_PATH:
-                return _error(405, {"Allow": "GET, HEAD"})
-            return self._issue_token(handler)
-        if method not in ("GET", "HEAD"):
-            allow = "PUT" if path == TOKEN_PATH else "GET, HEAD"
-            return _error(405, {"Allow": allow})
-        if path == TOKEN_PATH:
-            return _error(405, {"Allow": "PUT"})
-        rate = self._error_rate
-        if rate > 0:
-            with self._lock:
-                if self._rng.random() < rate:
-                    return _error(self._rng.choice(self._error_statuses))
-        if not self._authorized(handler.fields.get(TOKEN_HEADER_KEY)):
-            return _error(401)
-        return self._lookup(raw_path)
-
-    def _issue_token(self, handler: _Handler) -> _Reply:
-        fields = handler.fields
-        if "x-forwarded-for" in fields:
-            return _error(403)
-        raw = fields.get(TTL_HEADER_KEY)
-        if raw is None or not _TTL_RE.fullmatch(raw.strip()):
-            return _error(400)
-        requested = int(raw.strip())
-        if not 1 <= requested <= MAX_TOKEN_TTL:
-            return _error(400)
-        cap = self._token_ttl_cap
-        granted = min(requested, cap) if cap is not None else requested
-        token = base64.b64encode(secrets.token_bytes(42)).decode("ascii")
-        now = time.monotonic()
-        with self._lock:
-            if len(self._tokens) > 1000:
-                self._tokens = {t: e for t, e in self._tokens.items() if e > now}
-            self._tokens[token] = now + granted
-        return _Reply(200, token.encode("ascii"), headers={TTL_HEADER: str(granted)})
-
-    def _authorized(self, token: Optional[str]) -> bool:
-        if token is None:
-            return self.imdsv1
-        with self._lock:
-            expiry = self._tokens.get(token)
-            if expiry is None:
-                return False
-            if expiry <= time.monotonic():
-                del self._tokens[token]
-                return False
-        return True
-
-    def _lookup(self, raw_path: str) -> _Reply:
-        segments = [s for s in raw_path.split("/") if s]
-        if not segments:
-            return _Reply(200, b"latest")
-        if segments[0] != "latest":
-            return _error(404)
-        segments = segments[1:]
-        tags_enabled = self.tags_enabled
-        if not tags_enabled and segments[:2] == ["meta-data", "tags"]:
-            return _error(404)
-        with self._data_lock:
-            node: Node = self._root
-            for depth, segment in enumerate(segments):
-                if not isinstance(node, Directory):
-                    return _error(404)
-                child = _child(node, segment)
-                if child is None and depth == 2 and segments[:2] == ["meta-data", "public-keys"]:
-                    child = _public_key(node, segment)
-                if child is None:
-                    return _error(404)
-                node = child
-            if isinstance(node, Leaf):
-                return _Reply(200, node.body, node.content_type)
-            body = _listing(node, segments, tags_enabled)
-        vanishing = self.vanishing_tag
-        if vanishing is not None and segments == ["meta-data", "tags", "instance"]:
-            # Named by the listing, gone when read: its own path answers 404.
-            body += (b"\n" if body else b"") + vanishing.encode("utf-8")
-        return _Reply(200, body)
-
-
-def _child(directory: Directory, segment: str) -> Optional[Node]:
-    """The entry a path segment names, taken literally.
-
-    Only a name that cannot travel in a path as it is (a space, non-ASCII) is
-    also found by its percent-encoded form, the one way a client can send it.
-    """
-    child = directory.entries.get(segment)
-    if child is None and "%" in segment:
-        name = unquote(segment)
-        if not _LITERAL.match(name):
-            child = directory.entries.get(name)
-    return child
-
-
-def _public_key(directory: Directory, index: str) -> Optional[Node]:
-    """public-keys entries are stored as ``INDEX=NAME`` but addressed by INDEX."""
-    for name, child in directory.entries.items():
-        if "=" in name and name.split("=", 1)[0] == index and isinstance(child, Directory):
-            return child
-    return None
-
-
-def _listing(directory: Directory, segments: List[str], tags_enabled: bool) -> bytes:
-    at_root = not segments  # IMDS lists /latest/ entries without trailing slashes
-    in_keys = segments == ["meta-data", "public-keys"]
-    hide_tags = not tags_enabled and segments == ["meta-data"]
-    names = []
-    for name, child in directory.entries.items():
-        if hide_tags and name == "tags":
-            continue
-        if isinstance(child, Directory) and not at_root and not (in_keys and "=" in name):
-            name += "/"
-        names.append(name)
-    return "\n".join(names).encode("utf-8")

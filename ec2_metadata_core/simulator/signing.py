@@ -119,7 +119,7 @@ def default_signer() -> Optional[IdentitySigner]:
 
 def sign_tree(root: Directory, signer: Optional[IdentitySigner]) -> None:
     """Replace ``dynamic/instance-identity/{signature,rsa2048}`` with signatures of its document."""
-    from .instance import Directory, Leaf
+    from .instance import Directory, StoredValue
 
     if signer is None:
         return
@@ -130,7 +130,7 @@ def sign_tree(root: Directory, signer: Optional[IdentitySigner]) -> None:
     if not isinstance(identity, Directory):
         return
     document = identity.entries.get("document")
-    if not isinstance(document, Leaf):
+    if not isinstance(document, StoredValue):
         return
     for name, text in signer.sign(document.body).items():
-        identity.entries[name] = Leaf(text.encode("ascii"))
+        identity.entries[name] = StoredValue(text.encode("ascii"))

@@ -23,7 +23,7 @@ from ec2_metadata_core.flat import flatten
 from ec2_metadata_core.simulator import Fault, Simulator
 from ec2_metadata_core.snapshot import snapshot
 from saltext.imds_ec2 import ec2 as grains_impl
-from saltext.imds_ec2 import negative
+from saltext.imds_ec2 import presence_cache
 from saltext.imds_ec2.options import DEFAULT_PROBE_TIMEOUT, Options, from_minion_opts
 
 GRAIN_FUNCTION = "imds_ec2.ec2"
@@ -226,7 +226,7 @@ def test_refused_endpoint_gives_no_grain_quietly_and_is_remembered(
     assert grains_impl.grains(opts) == {}
     assert quiet(caplog)
     assert any("not on EC2" in r.getMessage() for r in caplog.records)
-    record = json.loads(Path(negative.path_in(opts["cachedir"]) or "").read_text())
+    record = json.loads(Path(presence_cache.path_in(opts["cachedir"]) or "").read_text())
     assert record["endpoint"] == REFUSED
 
 
@@ -258,7 +258,7 @@ def test_remembered_absence_expires_and_is_per_endpoint(
 ) -> None:
     sim = imds_simulator_factory(silent=True)
     opts = opts_for(tmp_path, endpoint=sim.url, negative_cache_seconds=60)
-    path = negative.path_in(opts["cachedir"])
+    path = presence_cache.path_in(opts["cachedir"])
     assert grains_impl.grains(opts) == {}
     assert sim.stats.token_requests == 1
     # An hour-old answer is stale: probe again.
@@ -283,7 +283,7 @@ def test_negative_cache_seconds_zero_probes_every_time(
         grains_impl.forget_clients()
         assert grains_impl.grains(opts) == {}
     assert sim.stats.token_requests == 2
-    assert not Path(negative.path_in(opts["cachedir"]) or "").exists()
+    assert not Path(presence_cache.path_in(opts["cachedir"]) or "").exists()
 
 
 def test_an_unwritable_cachedir_only_costs_the_memory(
@@ -343,7 +343,7 @@ def test_configured_endpoint_that_does_not_answer_warns_and_is_probed_again_soon
     grains_impl.forget_clients()
     assert grains_impl.grains(opts) == {}
     assert sim.stats.token_requests == 1 and loud_messages(caplog) == []
-    path = Path(negative.path_in(opts["cachedir"]) or "")
+    path = Path(presence_cache.path_in(opts["cachedir"]) or "")
     record = json.loads(path.read_text())
     assert record["retry_after"] == 60
     record["checked"] -= 61
@@ -372,7 +372,7 @@ def test_an_imds_that_answered_before_and_then_does_not_warns(
     loud = loud_messages(caplog)
     assert len(loud) == 1, loud
     assert "it answered this minion before" in loud[0] and "probing again in 60s" in loud[0]
-    record = json.loads(Path(negative.path_in(opts["cachedir"]) or "").read_text())
+    record = json.loads(Path(presence_cache.path_in(opts["cachedir"]) or "").read_text())
     assert record["retry_after"] == 60
 
 
@@ -395,7 +395,7 @@ def test_failing_gather_logs_one_warning_without_secrets(
     assert "ec2 grain omitted" in message and "500" in message
     assert not [s for s in SECRETS if s in caplog.text]
     # IMDS is there: that is not remembered as "not on EC2".
-    assert not Path(negative.path_in(opts["cachedir"]) or "").exists()
+    assert not Path(presence_cache.path_in(opts["cachedir"]) or "").exists()
 
 
 # -- a long-lived minion -------------------------------------------------------------
