@@ -6,7 +6,7 @@ connects and round trips. The scheduler (``client``) decides what goes out
 when; ``Engine`` keeps the requests it submits in flight from the
 scheduler's own thread (epoll, else ``selectors``) and hands back those that ended.
 Connects never block: a SYN the service dropped is abandoned after a wait
-derived from the connect times measured (``SynTimer``, TCP's RTO) and a
+derived from the connect times measured (``pacing.SynTimer``, TCP's RTO) and a
 fresh one sent in the same attempt, instead of waiting out the kernel's 1 s
 resend while every other request stalls.
 Measured on the same scheduler, running each request blocking on a worker
@@ -42,6 +42,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from .config import split_endpoint
 from .errors import IMDSError, IMDSUnavailableError
 from .http1 import Malformed, ResponseParser, encode
+from .pacing import HEDGE_FLOOR, HEDGE_INITIAL, SynTimer
 from .transport import (
     Done,
     Job,
@@ -56,67 +57,11 @@ from .transport import (
 
 # Idle kept-alive connections held for reuse (when the service keeps any).
 MAX_IDLE = 32
-# How long a connect may take before its SYN counts as dropped (a full listen
-# queue, the packet cap) and a fresh one goes out, rather than wait for the
-# kernel's own resend after 1 s: TCP's retransmission timeout (RFC 6298)
-# over the connect times measured on the transport (``SynTimer``). Before
-# any measurement, SYN_WAIT_INITIAL; never under SYN_WAIT_FLOOR (a link-local
-# service answers a SYN in well under a millisecond: 10 ms leaves room for
-# a busy machine's scheduling, and samples taken late only raise it); never
-# over SYN_WAIT_CEILING, where the kernel's resend comes first anyway.
-SYN_WAIT_INITIAL = 0.2
-SYN_WAIT_FLOOR = 0.01
-SYN_WAIT_CEILING = 1.0
-# A GET sent and not answered within the answer times measured (SRTT + 4
-# RTTVAR, as for the SYN) is sent once more on a fresh connection, and the
-# first answer wins (a hedged request): IMDS drops packets past its limits,
-# and a request it never answers would cost the whole timeout. HEDGE_FLOOR is
-# far above a healthy answer, so a service that is only slow is not sent its
-# load twice; HEDGES_AT_ONCE bounds the extra load against one that is silent.
-HEDGE_INITIAL = 0.25
-HEDGE_FLOOR = 0.1
+# A GET sent and not answered within the answer times measured is sent once
+# more on a fresh connection, and the first answer wins (a hedged request,
+# see pacing.HEDGE_FLOOR); HEDGES_AT_ONCE bounds the extra load against a
+# service that is silent.
 HEDGES_AT_ONCE = 2
-
-
-class SynTimer:
-    """The wait before a fresh SYN, from measured connect times, as TCP's RTO (RFC 6298).
-
-    ``measured(seconds)`` takes the time of a connect that completed on its
-    first SYN (Karn: one that needed a fresh SYN says nothing about the round
-    trip); ``wait(resends)`` is SRTT + 4 RTTVAR within ``floor`` and
-    ``ceiling``, doubled for each fresh SYN the connect already needed (TCP's
-    back-off: a service dropping SYNs is not helped by more); ``current`` is
-    ``wait(0)``, kept up to date by each measurement (every request reads it,
-    twice). The same estimate over answer times gives the wait before a
-    hedged request. Shared by a transport's engines without a lock: a lost
-    update only skips one sample.
-    """
-
-    __slots__ = ("ceiling", "current", "floor", "initial", "rttvar", "srtt")
-
-    def __init__(
-        self,
-        initial: float = SYN_WAIT_INITIAL,
-        floor: float = SYN_WAIT_FLOOR,
-        ceiling: float = SYN_WAIT_CEILING,
-    ) -> None:
-        self.initial, self.floor, self.ceiling = initial, floor, ceiling
-        self.srtt: Optional[float] = None
-        self.rttvar = 0.0
-        self.current = self.wait()
-
-    def measured(self, seconds: float) -> None:
-        if self.srtt is None:
-            self.srtt, self.rttvar = seconds, seconds / 2.0
-        else:
-            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - seconds)
-            self.srtt = 0.875 * self.srtt + 0.125 * seconds
-        self.current = min(self.ceiling, max(self.floor, self.srtt + 4.0 * self.rttvar))
-
-    def wait(self, resends: int = 0) -> float:
-        base = self.initial if self.srtt is None else self.srtt + 4.0 * self.rttvar
-        wait: float = max(self.floor, base) * (2 ** min(resends, 8))
-        return min(self.ceiling, wait)
 
 
 class StdlibTransport(Transport):
@@ -597,7 +542,7 @@ class Engine:
                     self._hedge(flight)
 
     def _hedge(self, flight: _InFlight) -> None:
-        """Send ``flight``'s request once more on a connection of its own (see HEDGE_FLOOR)."""
+        """Send ``flight``'s request again on a connection of its own (see pacing.HEDGE_FLOOR)."""
         twin = _InFlight(flight.job, flight.began, flight.deadline)
         twin.out = encode(self.transport.host_header, flight.job)
         flight.hedged = twin.hedged = True

@@ -848,7 +848,7 @@ def test_a_forked_child_does_not_share_the_parents_sockets(imds_simulator: Simul
 
 
 def test_the_syn_wait_is_tcp_rto_over_measured_connects_within_floor_and_ceiling() -> None:
-    from ec2_metadata_core.wire import SYN_WAIT_CEILING, SYN_WAIT_FLOOR, SynTimer
+    from ec2_metadata_core.pacing import SYN_WAIT_CEILING, SYN_WAIT_FLOOR, SynTimer
 
     timer = SynTimer()
     assert timer.wait() == 0.2  # nothing measured yet
