@@ -81,10 +81,10 @@ def _foreign_base(exc: IMDSError, library: str) -> Optional[type]:
     return None
 
 
-def flavoured(exc: IMDSError, transport: Transport) -> IMDSError:
+def as_library_error(exc: IMDSError, transport: Transport) -> IMDSError:
     """``exc``, made catchable as the caller's HTTP library's exception too (see above)."""
     library = getattr(transport, "library", None)
-    if library is None or isinstance(exc, _Flavoured):
+    if library is None or isinstance(exc, _LibraryTyped):
         return exc
     base = _foreign_base(exc, library)
     if base is None:
@@ -93,7 +93,7 @@ def flavoured(exc: IMDSError, transport: Transport) -> IMDSError:
     cls = _classes.get(key)
     if cls is None:
         name = type(exc).__name__
-        cls = type(name, (type(exc), base, _Flavoured), {"__module__": type(exc).__module__})
+        cls = type(name, (type(exc), base, _LibraryTyped), {"__module__": type(exc).__module__})
         _classes[key] = cls
     new: Any = base.__new__(cls, *exc.args)
     new.__dict__.update(exc.__dict__)
@@ -112,7 +112,7 @@ def flavoured(exc: IMDSError, transport: Transport) -> IMDSError:
     return new  # type: ignore[no-any-return]
 
 
-class _Flavoured:
+class _LibraryTyped:
     """Marks an error already made catchable as a foreign exception."""
 
 

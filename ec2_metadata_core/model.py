@@ -8,12 +8,8 @@ call ``clear_all()`` to refetch), computed once however many threads ask.
 
 This module is the schema: each attribute declares what it reads, written
 in the machinery of ``lazy.py``; the JSON documents' types and parsers are
-``documents.py``'s. ``ec2_metadata.region`` is the identity document's
-``region``, read through ``Root._read`` (``root.py``) -> ``IMDSClient.get``
-and its scheduler (``client.py``) -> the standard-library transport
-(``wire.py``, or ``compat.py`` on a caller's ``requests``/urllib3). The same
-declarations give the snapshot its keys and its one pipelined gather plan
-(``plan.py``).
+``documents.py``'s (docs/architecture.md walks a read from here to the
+socket). The declarations give the snapshot its keys and its plan (``plan.py``).
 """
 
 from __future__ import annotations

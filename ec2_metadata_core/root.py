@@ -143,9 +143,9 @@ class Root(LazyObject):
         transport = self.client.transport
         if transport.library is None:
             return exc
-        from .compat import flavoured
+        from .compat import as_library_error
 
-        return flavoured(exc, transport)
+        return as_library_error(exc, transport)
 
     def clear_all(self) -> None:
         """Forget every cached attribute and the session token.

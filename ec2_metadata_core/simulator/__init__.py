@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from .faults import Fault
     from .instance import DEFAULT_INSTANCE_PATH, load_instance
     from .scenarios import SCENARIOS, scenario
-    from .server import Simulator, Stats
+    from .server import Simulator
+    from .stats import Stats
 
 __all__ = [
     "DEFAULT_INSTANCE_PATH",
@@ -31,7 +32,7 @@ _HOMES: Dict[str, str] = {
     "DEFAULT_INSTANCE_PATH": "instance",
     "Fault": "faults",
     "Simulator": "server",
-    "Stats": "server",
+    "Stats": "stats",
     "load_instance": "instance",
     "main": "cli",
     "SCENARIOS": "scenarios",

@@ -12,7 +12,6 @@ measured against). ``Simulator`` mixes in those two and the live controls
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import copy
 import email.utils
@@ -24,7 +23,6 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Type, Union
@@ -36,34 +34,10 @@ from .faults import Connection, Fault, FaultsAndLimits, reset_now, turn_away
 from .instance import InstanceSource, load
 from .protocol import TOKEN_PATH, InstanceProtocol, Reply, error, phrase
 from .signing import IdentitySigner, default_signer, sign_tree
+from .stats import Stats
 
 _MAX_BODY = 1 << 20
 _TRUNCATE_EXTRA = 64
-
-
-@dataclass
-class Stats:
-    """Request counters.
-
-    ``server_time`` is wall-clock seconds spent handling requests (including
-    configured latency and delays, and, for an in-process client, waits for the
-    GIL); ``server_cpu_time`` is the CPU the simulator itself used, the fair
-    figure to subtract in benchmarks. Counters are updated before an answer is
-    written; the two times just after.
-    """
-
-    requests: int = 0
-    token_requests: int = 0
-    connections: int = 0
-    # Connections cut at accept because max_connections were open, and
-    # requests turned away by the rate limit.
-    over_capacity: int = 0
-    throttled: int = 0
-    peak_connections: int = 0
-    by_path: collections.Counter[str] = field(default_factory=collections.Counter)
-    by_status: collections.Counter[int] = field(default_factory=collections.Counter)
-    server_time: float = 0.0
-    server_cpu_time: float = 0.0
 
 
 _DATE_CACHE: List[Any] = [0, ""]
