@@ -17,6 +17,7 @@ knows IMDS's paths: those are the model's.
 from __future__ import annotations
 
 import functools
+import re
 import types
 from typing import (
     Any,
@@ -44,10 +45,15 @@ Parser = Callable[[str, Optional[bytes]], T]
 # key may hold (letters, digits, + - = . , _ : @) is among them, and IMDS is
 # not known to percent-decode paths: such names must travel literally.
 _PATH_CHARACTERS = "!$&'()*+,;=:@"
+# The same set with quote()'s own always-safe characters: a name made only of
+# these is its own segment (a watcher builds a tag's path at every poll).
+_SEGMENT = re.compile(r"[A-Za-z0-9_.~\-!$&'()*+,;=:@]*\Z")
 
 
 def segment(name: str) -> str:
     """``name`` (from a listing) as a path segment: percent-encode only what a path cannot hold."""
+    if _SEGMENT.match(name):
+        return name
     return quote(name, safe=_PATH_CHARACTERS)
 
 
