@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
 import sys
 from pathlib import Path
 from types import FrameType
@@ -197,7 +198,7 @@ def _warmed(sim: Simulator) -> EC2Metadata:
     return metadata
 
 
-def test_first_read_walk_matches_the_page(imds_simulator: Simulator) -> None:
+def test_read_walk_matches_the_page(imds_simulator: Simulator) -> None:
     metadata = _warmed(imds_simulator)
     region: List[Optional[str]] = []
     walk = _record(lambda: region.append(metadata.region))
@@ -221,3 +222,20 @@ def test_recorder_sees_a_read_that_goes_to_the_socket(imds_simulator: Simulator)
     metadata.clear_all()
     walk = _record(lambda: metadata.region)
     assert "ec2_metadata_core/wire.py" in walk
+
+
+def test_a_dump_loads_no_simulator_and_no_openssl(imds_simulator: Simulator) -> None:
+    """Every command builds the whole command line, ``simulate``'s options too: those must
+    not pull the simulator in (its control path loads ``secrets``, so OpenSSL, some 3 MB)."""
+    command = ["-m", "ec2_metadata_core", "--endpoint", imds_simulator.url, "dump"]
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", *command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-500:]
+    loaded = {line.rpartition("|")[2].strip() for line in done.stderr.splitlines()}
+    assert "ec2_metadata_core.snapshot" in loaded  # the record is of this dump
+    unwanted = {"ec2_metadata_core.simulator.control", "ec2_metadata_core.simulator.server"}
+    assert loaded & (unwanted | {"_hashlib", "secrets"}) == set()

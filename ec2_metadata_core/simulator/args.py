@@ -13,7 +13,7 @@ import argparse
 import sys
 from typing import Any, Callable, Dict, List, NoReturn, Sequence
 
-from .control import MAINTENANCE_CODES, SPOT_ACTIONS
+from .notices import MAINTENANCE_CODES, SPOT_ACTIONS
 from .scenarios import SCENARIOS
 
 PROG = "ec2-metadata-core simulate"

@@ -41,18 +41,10 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
 from .instance import Directory, Node, StoredValue, split_data_path
+from .notices import MAINTENANCE_CODES, SPOT_ACTIONS
 from .protocol import InstanceProtocol
 
 PREFIX = "/_simulator/"
-SPOT_ACTIONS = ("terminate", "stop", "hibernate")
-# EC2 scheduled event codes, with the description IMDS gives each.
-MAINTENANCE_CODES = {
-    "instance-reboot": "scheduled reboot",
-    "system-reboot": "scheduled reboot",
-    "system-maintenance": "scheduled maintenance",
-    "instance-retirement": "scheduled retirement",
-    "instance-stop": "scheduled stop",
-}
 _SPOT = "meta-data/spot/instance-action"
 _TERMINATION = "meta-data/spot/termination-time"
 _REBALANCE = "meta-data/events/recommendations/rebalance"
