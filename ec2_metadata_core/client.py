@@ -228,8 +228,8 @@ class _PassToken:
             self.failure = exc
             tokens.renewal_failed(exc)
         else:
-            assert put is not None
-            tokens.renewed(token, granted, put.started)
+            # put is set: this runs only as the answer to the PUT it names
+            tokens.renewed(token, granted, put.started if put is not None else time.monotonic())
         parked, self.parked = self.parked, []
         return parked
 

@@ -29,7 +29,6 @@ never touches the connections it inherited.
 
 from __future__ import annotations
 
-import _socket
 import errno
 import os
 import select
@@ -75,7 +74,7 @@ class StdlibTransport(Transport):
         self._address: Optional[Tuple[int, Any]] = None
         self.syn_timer = SynTimer()
         self.answer_timer = SynTimer(HEDGE_INITIAL, HEDGE_FLOOR, float("inf"))
-        self._idle: List[_socket.socket] = []
+        self._idle: List[socket.socket] = []
         self._lock = threading.Lock()
         self._pid = os.getpid()
 
@@ -105,7 +104,7 @@ class StdlibTransport(Transport):
             raise outcome
         return outcome
 
-    def idle(self) -> Optional[_socket.socket]:
+    def idle(self) -> Optional[socket.socket]:
         if not self._idle:  # the usual case (Connection: close): no lock, no getpid()
             return None
         with self._lock:
@@ -124,7 +123,7 @@ class StdlibTransport(Transport):
             for sock in idle:
                 sock.close()
 
-    def open(self) -> _socket.socket:
+    def open(self) -> socket.socket:
         """A non-blocking socket whose connect is under way; raises IMDSUnavailableError."""
         if self._address is None:
             try:  # resolved once: a literal address (the usual endpoint) costs nothing
@@ -135,10 +134,9 @@ class StdlibTransport(Transport):
         family, address = self._address
         try:
             # Non-blocking from birth where the system allows (one syscall less a
-            # request). TLS wraps a socket.socket; plain HTTP needs none of its
-            # Python layer, which a watcher would pay for at every request.
-            kind = socket.socket if self.https else _socket.socket
-            sock = kind(family, socket.SOCK_STREAM | _NONBLOCK)
+            # request). socket.socket, not the leaner _socket.socket: the test
+            # suite's guard against connects off this machine patches its methods.
+            sock = socket.socket(family, socket.SOCK_STREAM | _NONBLOCK)
         except OSError as exc:
             raise self.unreachable(exc) from None
         if not _NONBLOCK:
@@ -155,7 +153,7 @@ class StdlibTransport(Transport):
             raise self.unreachable(_os_error(code))
         return sock
 
-    def release(self, sock: _socket.socket) -> None:
+    def release(self, sock: socket.socket) -> None:
         with self._lock:
             self._own()
             if len(self._idle) < MAX_IDLE:
@@ -309,7 +307,7 @@ class Engine:
             until = due - time.monotonic()
             wait = until if wait is None else min(wait, until)
             # The flights first: stepping one may settle another, or reuse its descriptor.
-            ready = [(fd, self.active.get(fd)) for fd, _ in self.poller.wait(max(0.0, wait))]
+            ready = [(fd, self.active.get(fd)) for fd, _events in self.poller.wait(max(0.0, wait))]
             for fd, woken in ready:
                 if woken is not None and self.active.get(fd) is woken:
                     self._step(woken)
