@@ -19,10 +19,14 @@ source build on it; names and shapes are stable)::
   before the slash such as ``maintenance``, or a comma-separated string of
   them); default all. Only the paths those kinds need are read.
 * ``tags_interval`` (added after the first version of this API): seconds
-  between re-reads of the values of known tags (0: every poll; default
+  between re-reads of what rarely changes and costs a request each: the values
+  of known tags and the maintenance history (0: every poll; default
   ``TAG_VALUES_EVERY`` polls). The tag listing is read every poll, so an added
   or removed tag is reported at the next poll, a changed value within
-  ``tags_interval`` (by default, two polling intervals).
+  ``tags_interval`` (by default, two polling intervals). The history is read
+  at once, too, whenever the scheduled list changed (the way an event gets
+  there) and after a failed poll; ``tags_interval`` bounds only an entry that
+  appears without its event ever being scheduled while the watch ran.
 * Bad ``interval``, ``tags_interval`` or ``kinds``: ``ConfigError``, one line.
 * The first poll reports what is pending now: a spot interruption, a rebalance
   recommendation, each scheduled maintenance event, the Auto Scaling target
@@ -185,6 +189,9 @@ def select_kinds(spec: Union[str, Iterable[str], None]) -> FrozenSet[str]:
     return frozenset(chosen)
 
 
+_UNSEEN = object()  # no body yet: unlike any body, None (absent) too
+
+
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
@@ -220,8 +227,9 @@ class Watcher:
         self.tags_interval: float = config.parse_number(
             "tags_interval", tags_interval, float, 0.0, MAX_INTERVAL
         )
-        self._tag_values_due = 0.0  # monotonic time of the next re-read of known tag values
-        self._tag_values_read = False  # whether this poll re-reads them
+        # Monotonic time of the next re-read of known tag values and the history.
+        self._recheck_due = 0.0
+        self._rechecking = False  # whether this poll re-reads them
         self.polls = 0  # polls attempted
         self.failed_polls = 0  # of which failed (in whole or in part)
         self._outage = False
@@ -231,8 +239,14 @@ class Watcher:
         self._seen: Dict[str, Set[str]] = {}  # kind -> contents reported (spot, rebalance)
         self._scheduled: Dict[str, str] = {}  # event key -> content reported
         self._history: Optional[Set[str]] = None  # event keys in history (baseline first)
+        # The scheduled list as the last good poll read it (None: absent); the
+        # history is read again when it changed, or at the next poll if unknown.
+        self._scheduled_body: Optional[bytes] = None
+        self._scheduled_known = False
         self._lifecycle: Optional[str] = None
         self._tags: Optional[Dict[str, str]] = None  # None until tags were read once
+        # The body of each path as the step that reads it last took it in.
+        self._consumed: Dict[str, Body] = {}
 
     def __repr__(self) -> str:
         return "Watcher(interval={:g}, kinds={})".format(self.interval, sorted(self.kinds))
@@ -243,6 +257,9 @@ class Watcher:
         """The paths the next poll reads first (tag values of new keys follow the listing)."""
         kinds = self.kinds
         wanted: List[str] = []
+        # Half a poll of slack: a poll that comes a little early on its rhythm
+        # still counts as the one the re-reads are due at.
+        self._rechecking = time.monotonic() + self.interval / 2 >= self._recheck_due
         if self._identity is None:
             wanted.extend(_IDENTITY_PATHS)
         if SPOT in kinds:
@@ -250,21 +267,23 @@ class Watcher:
         if REBALANCE in kinds:
             wanted.append(REBALANCE_PATH)
         if kinds & _MAINTENANCE:
-            wanted.extend((SCHEDULED_PATH, HISTORY_PATH))
+            wanted.append(SCHEDULED_PATH)
+            if self._rechecking or self._history is None or not self._scheduled_known:
+                wanted.append(HISTORY_PATH)  # else only if the list changed (``_follow``)
         if LIFECYCLE in kinds:
             wanted.append(LIFECYCLE_PATH)
         if TAGS in kinds:
             wanted.append(TAGS_PATH)
             # Values of known keys go out with the listing (one round trip deep),
             # every tags_interval; a new key's value follows the listing at once.
-            # Half a poll of slack: a poll that comes a little early on its
-            # rhythm still counts as the one the values are due at.
-            self._tag_values_read = time.monotonic() + self.interval / 2 >= self._tag_values_due
-            if self._tag_values_read:
+            if self._rechecking:
                 wanted.extend(_TAGS.named(key) for key in self._tags or ())
         return wanted
 
     def _follow(self, path: str, body: Optional[bytes]) -> List[str]:
+        if path == SCHEDULED_PATH:  # changed: an event may have gone to the history
+            changed = not self._scheduled_known or body != self._scheduled_body
+            return [HISTORY_PATH] if changed else []
         if path != TAGS_PATH or body is None:
             return []
         known = self._tags or {}
@@ -292,27 +311,39 @@ class Watcher:
             raise
         events: List[Event] = []
         failure: Optional[IMDSError] = None
-        steps: List[Callable[[Dict[str, Body]], List[Event]]] = [self._read_identity]
+        steps: List[Tuple[Callable[[Dict[str, Body]], List[Event]], Iterable[str]]] = [
+            (self._read_identity, ())
+        ]
         kinds = self.kinds
         if SPOT in kinds:
-            steps.append(self._spot)
+            steps.append((self._spot, (SPOT_PATH,)))
         if REBALANCE in kinds:
-            steps.append(self._rebalance)
+            steps.append((self._rebalance, (REBALANCE_PATH,)))
         if kinds & _MAINTENANCE:
-            steps.append(self._maintenance)
+            steps.append((self._maintenance, (SCHEDULED_PATH, HISTORY_PATH)))
         if LIFECYCLE in kinds:
-            steps.append(self._autoscaling)
+            steps.append((self._autoscaling, (LIFECYCLE_PATH,)))
         if TAGS in kinds:
-            steps.append(self._tags_changed)
-        for step in steps:
+            steps.append((self._tags_changed, [p for p in outcomes if p.startswith(TAGS_PATH)]))
+        consumed = self._consumed
+        for step, inputs in steps:
+            read = [(path, outcomes[path]) for path in inputs if path in outcomes]
+            # Each step is a diff against its own state: given the very bodies
+            # it last took in, it has nothing new to say. Most polls are that.
+            if read and all(consumed.get(path, _UNSEEN) == body for path, body in read):
+                continue
             try:
                 events.extend(step(outcomes))
             except IMDSError as exc:  # this kind keeps its state; the next poll retries it
                 failure = failure or exc
+            else:
+                consumed.update(read)
         if failure is not None:
             self._held.extend(events)
             self._failed(failure)
             raise failure
+        if self._rechecking:  # done: the next re-reads are a tags_interval away
+            self._recheck_due = time.monotonic() + self.tags_interval
         if self._outage:
             self._outage = False
             _log().info("IMDS answers again; events of the gap follow")
@@ -354,6 +385,7 @@ class Watcher:
 
     def _failed(self, exc: IMDSError) -> None:
         self.failed_polls += 1
+        self._scheduled_known = False  # what changed in the gap: the history at the next poll
         if not self._outage:
             self._outage = True
             _log().warning(
@@ -446,8 +478,13 @@ class Watcher:
         return self._event(kind, item, when, path)
 
     def _maintenance(self, outcomes: Dict[str, Body]) -> List[Event]:
-        scheduled = parse.json_list(SCHEDULED_PATH, _body(outcomes, SCHEDULED_PATH))
-        history = parse.json_list(HISTORY_PATH, _body(outcomes, HISTORY_PATH))
+        scheduled_body = _body(outcomes, SCHEDULED_PATH)
+        scheduled = parse.json_list(SCHEDULED_PATH, scheduled_body)
+        # Not read: the scheduled list is as it was, and so is the history.
+        history_read = HISTORY_PATH in outcomes
+        history = (
+            parse.json_list(HISTORY_PATH, _body(outcomes, HISTORY_PATH)) if history_read else []
+        )
         events: List[Event] = []
         for item in scheduled:
             key, content = self._maintenance_key(item), _canonical(item)
@@ -475,7 +512,9 @@ class Watcher:
             )
             if kind in self.kinds:
                 events.append(self._maintenance_event(kind, item, HISTORY_PATH))
-        self._history = seen
+        if history_read:
+            self._history = seen
+        self._scheduled_body, self._scheduled_known = scheduled_body, True
         return events
 
     def _autoscaling(self, outcomes: Dict[str, Body]) -> List[Event]:
@@ -503,8 +542,6 @@ class Watcher:
             value = _body(outcomes, path)
             if value is not None:  # None: deleted between listing and read
                 current[name] = parse.decode(path, value)
-        if self._tag_values_read:
-            self._tag_values_due = time.monotonic() + self.tags_interval
         before, self._tags = self._tags, current
         if before is None or before == current:
             return []

@@ -58,8 +58,9 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         "--tags-interval",
         type=float,
         metavar="S",
-        help="seconds between re-reads of tag values (default: every {} polls; 0: every "
-        "poll); added and removed tags show at the next poll".format(TAG_VALUES_EVERY),
+        help="seconds between re-reads of tag values and the maintenance history (default: "
+        "every {} polls; 0: every poll); added and removed tags show at the next poll, "
+        "the history whenever the scheduled list changed".format(TAG_VALUES_EVERY),
     )
     parser.add_argument("--once", action="store_true", help="print what is pending now and exit")
     parser.add_argument(

@@ -17,6 +17,7 @@ import pytest
 from ec2_metadata_core import EC2Metadata, parse
 from ec2_metadata_core.errors import ConfigError, IMDSError, MalformedResponseError
 from ec2_metadata_core.events import (
+    HISTORY_PATH,
     KINDS,
     SPOT_PATH,
     TAG_VALUES_EVERY,
@@ -162,6 +163,42 @@ def test_an_event_scheduled_and_cancelled_between_polls_is_reported_as_cancelled
     assert event["notice"]["EventId"] == gone["EventId"]
 
 
+def test_the_history_is_read_when_the_scheduled_list_changed_else_every_tags_interval(
+    sim: Simulator,
+) -> None:
+    history = "GET /latest/meta-data/events/maintenance/history"
+    w = watcher(sim, kinds="maintenance", tags_interval=3600)
+    assert kinds(w.poll()) == ["maintenance/scheduled"]
+    sim.reset_stats()
+    assert w.poll() == []
+    assert history not in sim.stats.by_path  # nothing left the list: the history is as it was
+    first = sim.schedule_maintenance()
+    assert kinds(w.poll()) == ["maintenance/scheduled"]
+    assert sim.stats.by_path[history] == 1  # the list changed: read it at once
+    sim.cancel_maintenance(first["EventId"])
+    (event,) = w.poll()
+    assert (event["kind"], event["notice"]["EventId"]) == (
+        "maintenance/cancelled",
+        first["EventId"],
+    )
+    # An entry that never was in the list: found at the next re-read.
+    sim.set(
+        HISTORY_PATH,
+        {"$json": [*sim._json_list(HISTORY_PATH), dict(first, EventId="e-2", State="completed")]},
+    )
+    assert w.poll() == []
+    w._recheck_due = 0.0  # as if the hour had passed
+    (event,) = w.poll()
+    assert (event["kind"], event["notice"]["EventId"]) == ("maintenance/completed", "e-2")
+    # After a failed poll the history is read again: the gap may have moved an event.
+    sim.reset_stats()
+    sim.add_fault(path="/latest/meta-data/events/maintenance/scheduled", status=500, times=1)
+    with pytest.raises(IMDSError):
+        w.poll()
+    assert w.poll() == []
+    assert sim.stats.by_path[history] == 1  # by the poll after the failed one
+
+
 def test_kinds_select_what_is_read_and_reported(sim: Simulator) -> None:
     w = watcher(sim, kinds=["maintenance/cancelled"])
     assert w.poll() == []  # the scheduled event is not of the chosen kind
@@ -228,7 +265,7 @@ def test_tag_values_are_read_again_every_tags_interval_and_new_keys_at_once(
         "GET /latest/meta-data/tags/instance/Owner",
     ]
     w.tags_interval = 0
-    w._tag_values_due = 0.0  # as if the hour had passed
+    w._recheck_due = 0.0  # as if the hour had passed
     (event,) = w.poll()
     assert event["notice"]["changed"] == {"Name": {"old": "web-01", "new": "not-read-yet"}}
 

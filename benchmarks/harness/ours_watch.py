@@ -33,7 +33,7 @@ def main() -> int:
     wall, cpu, events = [], [], 0
     for index in range(count):
         if index % tags_every == 0:
-            watcher._tag_values_due = 0.0  # due now (see the docstring)
+            watcher._recheck_due = 0.0  # due now (see the docstring)
         begin, begin_cpu = time.perf_counter(), time.process_time()
         events += len(watcher.poll())
         wall.append(time.perf_counter() - begin)
