@@ -239,13 +239,10 @@ class Watcher:
         self._seen: Dict[str, Set[str]] = {}  # kind -> contents reported (spot, rebalance)
         self._scheduled: Dict[str, str] = {}  # event key -> content reported
         self._history: Optional[Set[str]] = None  # event keys in history (baseline first)
-        # The scheduled list as the last good poll read it (None: absent); the
-        # history is read again when it changed, or at the next poll if unknown.
-        self._scheduled_body: Optional[bytes] = None
-        self._scheduled_known = False
         self._lifecycle: Optional[str] = None
         self._tags: Optional[Dict[str, str]] = None  # None until tags were read once
-        # The body of each path as the step that reads it last took it in.
+        # The body of each path as the step that reads it last took it in. The
+        # scheduled list's says whether the history must be read again.
         self._consumed: Dict[str, Body] = {}
 
     def __repr__(self) -> str:
@@ -268,7 +265,7 @@ class Watcher:
             wanted.append(REBALANCE_PATH)
         if kinds & _MAINTENANCE:
             wanted.append(SCHEDULED_PATH)
-            if self._rechecking or self._history is None or not self._scheduled_known:
+            if self._rechecking or SCHEDULED_PATH not in self._consumed:
                 wanted.append(HISTORY_PATH)  # else only if the list changed (``_follow``)
         if LIFECYCLE in kinds:
             wanted.append(LIFECYCLE_PATH)
@@ -282,8 +279,7 @@ class Watcher:
 
     def _follow(self, path: str, body: Optional[bytes]) -> List[str]:
         if path == SCHEDULED_PATH:  # changed: an event may have gone to the history
-            changed = not self._scheduled_known or body != self._scheduled_body
-            return [HISTORY_PATH] if changed else []
+            return [HISTORY_PATH] if self._consumed.get(path, _UNSEEN) != body else []
         if path != TAGS_PATH or body is None:
             return []
         known = self._tags or {}
@@ -385,7 +381,8 @@ class Watcher:
 
     def _failed(self, exc: IMDSError) -> None:
         self.failed_polls += 1
-        self._scheduled_known = False  # what changed in the gap: the history at the next poll
+        # What changed in the gap: the history at the next poll.
+        self._consumed.pop(SCHEDULED_PATH, None)
         if not self._outage:
             self._outage = True
             _log().warning(
@@ -478,8 +475,7 @@ class Watcher:
         return self._event(kind, item, when, path)
 
     def _maintenance(self, outcomes: Dict[str, Body]) -> List[Event]:
-        scheduled_body = _body(outcomes, SCHEDULED_PATH)
-        scheduled = parse.json_list(SCHEDULED_PATH, scheduled_body)
+        scheduled = parse.json_list(SCHEDULED_PATH, _body(outcomes, SCHEDULED_PATH))
         # Not read: the scheduled list is as it was, and so is the history.
         history_read = HISTORY_PATH in outcomes
         history = (
@@ -514,7 +510,6 @@ class Watcher:
                 events.append(self._maintenance_event(kind, item, HISTORY_PATH))
         if history_read:
             self._history = seen
-        self._scheduled_body, self._scheduled_known = scheduled_body, True
         return events
 
     def _autoscaling(self, outcomes: Dict[str, Body]) -> List[Event]:

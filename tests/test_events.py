@@ -184,7 +184,12 @@ def test_the_history_is_read_when_the_scheduled_list_changed_else_every_tags_int
     # An entry that never was in the list: found at the next re-read.
     sim.set(
         HISTORY_PATH,
-        {"$json": [*sim._json_list(HISTORY_PATH), dict(first, EventId="e-2", State="completed")]},
+        {
+            "$json": [
+                *json.loads(sim.read(HISTORY_PATH) or b"[]"),
+                dict(first, EventId="e-2", State="completed"),
+            ]
+        },
     )
     assert w.poll() == []
     w._recheck_due = 0.0  # as if the hour had passed
