@@ -299,3 +299,36 @@ def test_once_prints_what_it_could_read_before_the_error(sim: Simulator) -> None
     assert json.loads(line)["kind"] == "spot/interruption"
     (error,) = proc.stderr.splitlines()
     assert "500" in error
+
+
+HOSTILE_TAG = "{{ lookup('pipe', 'id') }}\n$(touch /tmp/x); `id` | rm -rf ~ 'quote\" {% raw %}"
+
+
+def test_a_hostile_tag_is_one_json_line_of_its_own_text_and_a_huge_one_a_failed_poll(
+    quiet_sim: Simulator,
+) -> None:
+    from ec2_metadata_core.bounds import MAX_BODY
+
+    sim = quiet_sim
+    watch = WatchProcess(sim, "--interval", INTERVAL, "--tags-interval", "0", "--kinds", "tags")
+    try:
+        listing = "GET /latest/meta-data/tags/instance/"
+        wait_until(lambda: listing in sim.stats.by_path, watch)  # the first poll: a baseline
+        sim.set_tag("Name", HOSTILE_TAG)
+        event = watch.event()  # one line: the newline inside travels escaped
+        assert event["notice"]["changed"] == {"Name": {"old": "web-01", "new": HOSTILE_TAG}}
+        # A body past the bound fails the poll (one warning line), never a
+        # value held whole; the watch goes on and reports once it is sane.
+        sim.set("meta-data/tags/instance/Name", "x" * (MAX_BODY + 1))
+        sim.set_tag("Role", "after")
+        wait_until(lambda: any("still watching" in line for line in watch.err), watch)
+        sim.set_tag("Name", "sane")
+        event = watch.event()
+        assert event["notice"]["changed"] == {
+            "Name": {"old": HOSTILE_TAG, "new": "sane"},
+            "Role": {"old": "web", "new": "after"},
+        }
+    finally:
+        assert watch.stop() == 0
+    assert [line for line in watch.err if "Traceback" in line] == []
+    assert len([line for line in watch.err if "still watching" in line]) == 1
