@@ -110,10 +110,10 @@ def _read_ini(path: str) -> Any:
     endpoint it configures must not be dropped in silence); one that cannot
     be read (permissions) is skipped.
     """
-    import configparser
-
     if not os.path.isfile(path):
         return None
+    import configparser  # here, not at the top: most instances have no such file
+
     parser = configparser.RawConfigParser()
     try:
         with open(path, encoding="utf-8") as stream:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import IO, Iterable, Iterator, Optional, TypeVar
+from typing import IO, Iterable, Iterator, List, Optional, TypeVar
 
 T = TypeVar("T")
 
@@ -27,8 +27,28 @@ def emit(data: bytes, output: Optional[str] = None) -> None:
     emit_all([data], output)
 
 
+# The pieces of a document are joined up to this size before each write:
+# JSON's encoder yields a piece per token, and with PYTHONUNBUFFERED (common
+# in containers) or ``python -u`` each would be a system call of its own.
+_CHUNK = 64 * 1024
+
+
+def _chunked(pieces: Iterable[bytes]) -> Iterator[bytes]:
+    batch: List[bytes] = []
+    size = 0
+    for piece in pieces:
+        batch.append(piece)
+        size += len(piece)
+        if size >= _CHUNK:
+            yield b"".join(batch)
+            batch, size = [], 0
+    if batch:
+        yield b"".join(batch)
+
+
 def emit_all(pieces: Iterable[bytes], output: Optional[str] = None) -> None:
-    """``emit`` of the pieces of one document, written as they come."""
+    """``emit`` of the pieces of one document, written as they come, in chunks of 64 KiB."""
+    pieces = _chunked(pieces)
     if output is not None:
         try:
             write_private(output, pieces)

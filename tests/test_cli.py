@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 import yaml
@@ -288,6 +289,34 @@ def test_output_that_cannot_be_written_is_one_line_exit_1(
     assert len(lines) == 1, proc.stderr
     reason = "No space left on device" if stdout == "> /dev/full" else "standard output is closed"
     assert lines[0] == "ec2-metadata-core: error: cannot write the output: " + reason
+
+
+class _CountingRaw(io.RawIOBase):
+    """Standard output's bytes layer under ``python -u`` or PYTHONUNBUFFERED: every write
+    is a system call."""
+
+    def __init__(self) -> None:
+        self.writes: List[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.writes.append(bytes(data))
+        return len(data)
+
+
+def test_a_dump_to_an_unbuffered_stdout_is_written_in_chunks_not_a_write_a_token(
+    sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ec2_metadata_core import cli
+
+    raw = _CountingRaw()
+    stdout = io.TextIOWrapper(raw, write_through=True)  # type: ignore[type-var]
+    monkeypatch.setattr(sys, "stdout", stdout)
+    assert cli.main(["dump", "--endpoint", sim.url]) == 0
+    assert json.loads(b"".join(raw.writes)) == snapshot(EC2Metadata(endpoint=sim.url))
+    assert len(raw.writes) == 1  # the document is some 11 KB: one chunk (it was a write a token)
 
 
 @pytest.mark.parametrize(
