@@ -34,14 +34,21 @@ _CHUNK = 64 * 1024
 
 
 def _chunked(pieces: Iterable[bytes]) -> Iterator[bytes]:
+    """The pieces in order, small ones joined; a piece of a chunk or more goes as it is
+    (a YAML document is one piece, and copying it would double the peak)."""
     batch: List[bytes] = []
     size = 0
     for piece in pieces:
-        batch.append(piece)
-        size += len(piece)
-        if size >= _CHUNK:
+        if not piece:
+            continue
+        if batch and size + len(piece) > _CHUNK:
             yield b"".join(batch)
             batch, size = [], 0
+        if len(piece) >= _CHUNK:
+            yield piece
+            continue
+        batch.append(piece)
+        size += len(piece)
     if batch:
         yield b"".join(batch)
 

@@ -319,6 +319,17 @@ def test_a_dump_to_an_unbuffered_stdout_is_written_in_chunks_not_a_write_a_token
     assert len(raw.writes) == 1  # the document is some 11 KB: one chunk (it was a write a token)
 
 
+def test_output_chunks_keep_the_order_and_pass_a_large_piece_on_without_a_copy() -> None:
+    from ec2_metadata_core.output import _CHUNK, _chunked
+
+    large = b"y" * (3 * _CHUNK)  # a YAML document is one piece: copying it doubles the peak
+    pieces = [b"a"] * (_CHUNK + 10) + [b"", large, b"\n"]
+    chunks = list(_chunked(pieces))
+    assert b"".join(chunks) == b"".join(pieces)
+    assert [len(chunk) for chunk in chunks] == [_CHUNK, 10, 3 * _CHUNK, 1]
+    assert chunks[2] is large
+
+
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
