@@ -480,6 +480,10 @@ def _parser(named: Optional[Collection[str]] = None) -> argparse.ArgumentParser:
     whole tree (``simulate`` with its two dozen subparsers) took about 7 ms of
     a 100 ms ``dump`` process. Every command is still listed and accepted.
     """
+
+    def wanted(name: str) -> bool:
+        return named is None or name in named
+
     common = _ArgumentParser(add_help=False)
     _connection_options(common, argparse.SUPPRESS)
     parser = _ArgumentParser(
@@ -495,7 +499,7 @@ def _parser(named: Optional[Collection[str]] = None) -> argparse.ArgumentParser:
         sub = commands.add_parser(
             name, parents=[common], help=command.help, description=command.description
         )
-        if named is None or name in named:
+        if wanted(name):
             command.add_options(sub)
     simulate = commands.add_parser(
         "simulate",
@@ -505,7 +509,7 @@ def _parser(named: Optional[Collection[str]] = None) -> argparse.ArgumentParser:
         "or change a running one with ctl, set or delete. The connection options are "
         "those of ctl, set and delete (--endpoint: the simulator to change).",
     )
-    if named is None or "simulate" in named:
+    if wanted("simulate"):
         from .simulator.args import add_simulate
 
         add_simulate(simulate, [common])
